@@ -1,0 +1,1 @@
+"""Alembic migrations; env.py is the entry point Alembic loads."""

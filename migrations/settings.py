@@ -1,0 +1,58 @@
+"""What the migration environment reads from its process environment.
+
+The launcher passes everything here through the environment, never through argv, so a
+password never shows in a process list.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from service.database_url import (
+    DEFAULT_SCHEMA,
+    DatabaseURL,
+    parse_database_url,
+    validate_schema,
+)
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    url: DatabaseURL
+    schema: str
+    lock_timeout: float
+    statement_timeout: float
+    lock_retries: int
+    lock_retry_delay: float
+    application_name: str
+
+    @classmethod
+    def from_environment(cls) -> MigrationSettings:
+        return cls(
+            url=parse_database_url(os.environ.get("DATABASE_URL")),
+            schema=validate_schema(os.environ.get("DATABASE_SCHEMA") or DEFAULT_SCHEMA),
+            lock_timeout=_seconds("MIGRATION_LOCK_TIMEOUT", 10.0),
+            # A runaway statement must not outlive the launcher's own migration timeout.
+            statement_timeout=_seconds(
+                "MIGRATION_STATEMENT_TIMEOUT", _seconds("MIGRATION_TIMEOUT", 600.0)
+            ),
+            lock_retries=int(_seconds("MIGRATION_LOCK_RETRIES", 3)),
+            lock_retry_delay=_seconds("MIGRATION_LOCK_RETRY_DELAY", 2.0),
+            application_name=os.environ.get(
+                "MIGRATION_APPLICATION_NAME", f"alembic migrate pid={os.getpid()}"
+            )[:63],
+        )

@@ -1,0 +1,1 @@
+"""The users service: a FastAPI app on PostgreSQL (asyncpg) or SQLite (aiosqlite)."""

@@ -1,0 +1,36 @@
+"""Liveness and readiness probes."""
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from service.dependencies import EngineDep
+
+router = APIRouter(tags=["health"])
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    """Answer 200 while the process serves; never touches the database."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Database down or schema not at head."}})
+async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
+    """Answer 200 when the database answers and the schema is at head, else 503."""
+    expected = set(request.app.state.migration_heads)
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), engine.connect() as connection:
+            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            current = {row[0] for row in rows}
+    except Exception:  # noqa: BLE001 - any failure here means "not ready", not a 500
+        return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
+    if current != expected:
+        return JSONResponse(
+            {"status": "unavailable", "reason": "schema not at head"}, status_code=503
+        )
+    return JSONResponse({"status": "ok"})

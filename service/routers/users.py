@@ -1,0 +1,77 @@
+"""The users resource."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from service import users_data
+from service.dependencies import EngineDep
+from service.schemas import User, UserCreate, UserPage, UserUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+MAX_ID = 2**63 - 1
+MAX_PAGE_SIZE = 100
+
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
+_NOT_FOUND = {404: {"description": "No user with this id."}}
+_CONFLICT = {409: {"description": "The email belongs to another user."}}
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+
+
+def _email_taken() -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, "email already registered")
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=User, responses=_CONFLICT)
+async def create_user(body: UserCreate, engine: EngineDep) -> dict:
+    """Create a user."""
+    try:
+        return await users_data.create_user(engine, name=body.name, email=body.email)
+    except users_data.EmailTaken:
+        raise _email_taken() from None
+
+
+@router.get("", response_model=UserPage)
+async def list_users(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Last id of the previous page.")] = 0,
+) -> dict:
+    """List users in id order, a page at a time."""
+    items = await users_data.list_users(engine, limit=limit, after=after)
+    next_after = items[-1]["id"] if len(items) == limit else None
+    return {"items": items, "next_after": next_after}
+
+
+@router.get("/{user_id}", response_model=User, responses=_NOT_FOUND)
+async def get_user(user_id: UserId, engine: EngineDep) -> dict:
+    """Read one user."""
+    user = await users_data.get_user(engine, user_id=user_id)
+    if user is None:
+        raise _not_found()
+    return user
+
+
+@router.patch("/{user_id}", response_model=User, responses={**_NOT_FOUND, **_CONFLICT})
+async def update_user(user_id: UserId, body: UserUpdate, engine: EngineDep) -> dict:
+    """Change a user's name or email."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    try:
+        user = await users_data.update_user(engine, user_id=user_id, changes=changes)
+    except users_data.EmailTaken:
+        raise _email_taken() from None
+    if user is None:
+        raise _not_found()
+    return user
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def delete_user(user_id: UserId, engine: EngineDep) -> Response:
+    """Delete a user."""
+    if not await users_data.delete_user(engine, user_id=user_id):
+        raise _not_found()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,42 @@
+"""The service's settings, read once from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.database_url import DEFAULT_SCHEMA, DatabaseURL, parse_database_url, validate_schema
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str = ""
+    database_schema: str = DEFAULT_SCHEMA
+    # Pool sizing per worker: enough for wrk's concurrency without queueing on the pool.
+    database_pool_size: int = 20
+    # A request never waits longer than this for the database (connect or a free pooled slot).
+    database_timeout: float = 5.0
+    # Requests bodies above this size get 413 before they are read whole.
+    max_body_bytes: int = 64 * 1024
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        return parse_database_url(value).url
+
+    @field_validator("database_schema")
+    @classmethod
+    def _check_schema(cls, value: str) -> str:
+        return validate_schema(value)
+
+    @property
+    def url(self) -> DatabaseURL:
+        return DatabaseURL(self.database_url)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
