@@ -106,7 +106,9 @@ def _make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-async def _prepare_postgres_session(connection: AsyncConnection, settings: MigrationSettings) -> int:
+async def _prepare_postgres_session(
+    connection: AsyncConnection, settings: MigrationSettings
+) -> int:
     """Create the schema, set the session's timeouts; return the backend's pid."""
     await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.schema}"'))
     await connection.execute(text(f"SET lock_timeout = '{int(settings.lock_timeout * 1000)}ms'"))
@@ -152,7 +154,11 @@ async def _migrate_postgres(engine: AsyncEngine, settings: MigrationSettings) ->
                 logger.warning(
                     "lock timeout after %.0fs (attempt %d of %d), blocked by %s; "
                     "the revision was rolled back, retrying in %.0fs",
-                    settings.lock_timeout, attempt, attempts, blockers, settings.lock_retry_delay,
+                    settings.lock_timeout,
+                    attempt,
+                    attempts,
+                    blockers,
+                    settings.lock_retry_delay,
                 )
                 await asyncio.sleep(settings.lock_retry_delay)
         raise CommandError(

@@ -67,9 +67,9 @@ class Session:
 
 
 @asynccontextmanager
-async def postgres_migration_lock(engine: AsyncEngine, *, schema: str) -> AsyncIterator[
-    AsyncConnection
-]:
+async def postgres_migration_lock(
+    engine: AsyncEngine, *, schema: str
+) -> AsyncIterator[AsyncConnection]:
     """Hold a session-level advisory lock on a dedicated autocommit connection.
 
     It polls pg_try_advisory_lock() rather than blocking in pg_advisory_lock(): a session

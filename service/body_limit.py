@@ -35,10 +35,9 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await _send_413(send)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await _send_413(send)
+                return
         received = 0
         response_started = False
 

@@ -114,7 +114,9 @@ def parse_database_url(raw: str | None) -> DatabaseURL:
         )
     parts = parts._replace(scheme=_SCHEME_ALIASES[scheme])
     if scheme.startswith("sqlite"):
-        return DatabaseURL(urlunsplit(parts._replace(path=_absolute_sqlite_path(parts))))
+        # Built by hand: urlunsplit() would fold the four slashes of an absolute path.
+        query = f"?{parts.query}" if parts.query else ""
+        return DatabaseURL(f"{parts.scheme}:///{_absolute_sqlite_path(parts)}{query}")
     if not parts.hostname and "host=" not in parts.query:
         raise DatabaseURLError("malformed PostgreSQL URL: no host")
     if not parts.path.strip("/"):
@@ -125,11 +127,13 @@ def parse_database_url(raw: str | None) -> DatabaseURL:
 def _absolute_sqlite_path(parts: SplitResult) -> str:
     """sqlite:///rel/x.db resolves from the project root, never from the cwd."""
     if parts.netloc:
-        raise DatabaseURLError("malformed SQLite URL: use sqlite:///relative/path or sqlite:////abs")
+        raise DatabaseURLError(
+            "malformed SQLite URL: use sqlite:///relative/path or sqlite:////abs"
+        )
     path = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
     if not path or path == ":memory:":
         raise DatabaseURLError("SQLite needs a database file, not an in-memory database")
-    return "/" + str((PROJECT_ROOT / path).resolve())
+    return str((PROJECT_ROOT / path).resolve())
 
 
 def validate_schema(schema: str) -> str:

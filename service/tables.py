@@ -23,8 +23,15 @@ users = Table(
     "users",
     metadata,
     # BIGINT on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("name", String(NAME_MAX_LENGTH), nullable=False),
     Column("email", String(EMAIL_MAX_LENGTH), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+    ),
 )

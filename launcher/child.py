@@ -1,0 +1,122 @@
+"""Run a child (the migration) in its own session: stream its output, bound its time, and
+stop its whole process group on a timeout or a signal."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher import logs
+from launcher.signals import SignalState, signal_process_group
+
+KILL_WAIT_SECONDS = 5.0  # grace between SIGTERM and SIGKILL
+TAIL_LINES = 300
+_READ_SLICE_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    returncode: int
+    timed_out: bool
+    interrupted_by: int | None
+    tail: tuple[str, ...]
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    signals: SignalState,
+    log_format: str,
+    on_line: Callable[[str], None] | None = None,
+) -> ChildResult:
+    """Run argv (no shell), stream its lines to stderr as they come and keep the tail."""
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    # In its own session the child never sees the terminal's Ctrl-C; we forward signals.
+    signals.forward_to_group = process.pid
+    if signals.received is not None:  # a signal that came before the group existed
+        signal_process_group(process.pid, signals.received)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    kill_at: float | None = None
+    try:
+        with selectors.DefaultSelector() as selector:
+            assert process.stdout is not None
+            selector.register(process.stdout, selectors.EVENT_READ)
+            pending = b""
+            stream_open = True
+            while stream_open or process.poll() is None:
+                if stream_open:
+                    for _key, _events in selector.select(_READ_SLICE_SECONDS):
+                        chunk = os.read(process.stdout.fileno(), 65536)
+                        if not chunk:
+                            stream_open = False
+                            selector.unregister(process.stdout)
+                            break
+                        pending += chunk
+                        *lines, pending = pending.split(b"\n")
+                        for line in lines:
+                            _emit(line, tail, log_format, on_line)
+                else:
+                    time.sleep(_READ_SLICE_SECONDS)
+                if stream_open and process.poll() is not None and not selector.select(0):
+                    # The child is gone; whatever still holds the pipe is not worth waiting for.
+                    stream_open = False
+                now = time.monotonic()
+                if not timed_out and now >= deadline:
+                    timed_out = True
+                    logs.logger.error(
+                        "migration exceeded --migration-timeout (%gs): stopping it", timeout
+                    )
+                    signal_process_group(process.pid, signal.SIGTERM)
+                if kill_at is None and (timed_out or signals.received is not None):
+                    kill_at = now + KILL_WAIT_SECONDS
+                if kill_at is not None and now >= kill_at and process.poll() is None:
+                    signal_process_group(process.pid, signal.SIGKILL)
+                    kill_at = float("inf")
+            if pending:
+                _emit(pending, tail, log_format, on_line)
+    finally:
+        signals.forward_to_group = None
+        # Nothing of the child may outlive it: grandchildren included.
+        signal_process_group(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout:
+            process.stdout.close()
+    return ChildResult(
+        returncode=process.returncode,
+        timed_out=timed_out,
+        interrupted_by=signals.received,
+        tail=tuple(tail),
+    )
+
+
+def _emit(
+    raw: bytes, tail: deque[str], log_format: str, on_line: Callable[[str], None] | None
+) -> None:
+    line = raw.decode("utf-8", errors="replace").rstrip("\r")
+    tail.append(logs.redact(line))
+    if on_line is not None:
+        on_line(line)
+        return
+    sys.stderr.write(logs.child_line(line, log_format=log_format) + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,101 @@
+"""The launcher's log lines: text by default, or one JSON object per line.
+
+The same JSON formatter serves uvicorn after exec (see uvicorn_json_logging.json), so the
+launcher's lines, the migration child's lines and uvicorn's logs share one shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("supervisor")
+
+UVICORN_JSON_CONFIG = Path(__file__).with_name("uvicorn_json_logging.json")
+
+_current_phase = "starting"
+_secrets: list[str] = []
+# Alembic's own format in alembic.ini: "INFO  [alembic.runtime.migration] Running upgrade ..."
+_CHILD_LINE = re.compile(r"^(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL)\s+\[([^\]]+)\]\s?(.*)$")
+
+
+def set_phase(phase: str) -> None:
+    global _current_phase
+    _current_phase = phase
+
+
+def add_secret(secret: str | None) -> None:
+    """Never print this string: it is replaced by *** in every line the launcher writes."""
+    if secret:
+        _secrets.append(secret)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _iso_time(created: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created % 1 * 1000):03d}Z"
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, message, phase: one object per line."""
+
+    def __init__(self, phase: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.phase = phase
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": _iso_time(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "phase": self.phase or getattr(record, "phase", None) or _current_phase,
+        }
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure(log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("[supervisor] %(levelname)s %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def child_line(line: str, *, log_format: str) -> str:
+    """One line of the migration child's output, as the launcher writes it to stderr."""
+    line = redact(line.rstrip("\r\n"))
+    if log_format != "json":
+        return f"[migrate] {line}"
+    match = _CHILD_LINE.match(line)
+    level, name, message = match.groups() if match else ("INFO", "migrate", line)
+    entry = {
+        "time": _iso_time(time.time()),
+        "level": "WARNING" if level == "WARN" else level,
+        "logger": name,
+        "message": message,
+        "phase": _current_phase,
+    }
+    return json.dumps(entry, ensure_ascii=False)

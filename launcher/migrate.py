@@ -1,0 +1,112 @@
+"""Bring the schema to head: wait for the database, then run `alembic upgrade head` in a child.
+
+The child is the only thing that ever migrates. The fast path only decides, from the static
+revision graph and the version table, that there is nothing to do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from launcher import logs
+from launcher.child import ChildResult, run_child
+from launcher.database_wait import DatabaseState, wait_for_database
+from launcher.diagnosis import diagnose
+from launcher.errors import (
+    EXIT_MIGRATION_FAILED,
+    EXIT_MIGRATION_TIMEOUT,
+    SupervisorError,
+    exit_code_for_signal,
+)
+from launcher.revisions import read_revision_graph
+from launcher.settings import MIGRATIONS_DIR, Settings
+from launcher.signals import SignalState
+
+REPORT_TAIL_LINES = 20
+
+
+def application_name(role: str) -> str:
+    return f"supervisor {role} pid={os.getpid()}"
+
+
+def stop_if_signalled(signals: SignalState, during: str) -> None:
+    if signals.received is not None:
+        name = signal.Signals(signals.received).name
+        raise SupervisorError(f"stopped by {name} {during}", exit_code_for_signal(signals.received))
+
+
+def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
+    logs.set_phase("waiting-for-database")
+    state = wait_for_database(
+        settings.database_url,
+        schema=settings.schema,
+        timeout=settings.db_wait,
+        application_name=application_name("wait"),
+        should_stop=lambda: signals.received is not None,
+    )
+    stop_if_signalled(signals, "while waiting for the database")
+    return state
+
+
+def already_at_head(state: DatabaseState) -> bool:
+    """True only when the static graph proves there is nothing to apply."""
+    if not state.versions:
+        return False
+    graph = read_revision_graph(MIGRATIONS_DIR / "versions")
+    if graph is None:
+        logs.logger.info("revision files not readable statically: asking alembic")
+        return False
+    pending = graph.pending(state.versions)
+    if pending == []:
+        logs.logger.info(
+            "database already at head (%s): migration child skipped", ", ".join(state.versions)
+        )
+        return True
+    return False
+
+
+def upgrade_to_head(settings: Settings, signals: SignalState) -> None:
+    """Run `alembic upgrade head` in a child and turn its failure into a SupervisorError."""
+    logs.set_phase("migrating")
+    logs.logger.info("migrating to head (alembic upgrade head)")
+    argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
+    result = run_child(
+        argv,
+        cwd=settings.project_root,
+        env=settings.child_environment(application_name("migrate")),
+        timeout=settings.migration_timeout,
+        signals=signals,
+        log_format=settings.log_format,
+    )
+    _raise_for_result(result, settings)
+    logs.logger.info("migrations applied: schema at head")
+
+
+def _raise_for_result(result: ChildResult, settings: Settings) -> None:
+    if result.interrupted_by is not None:
+        name = signal.Signals(result.interrupted_by).name
+        raise SupervisorError(
+            f"stopped by {name} during the migration (child exit status "
+            f"{_status(result.returncode)}); the server was not started",
+            exit_code_for_signal(result.interrupted_by),
+        )
+    if result.timed_out:
+        raise SupervisorError(
+            f"migration timed out after {settings.migration_timeout:g}s "
+            "(--migration-timeout) and was stopped; the server was not started",
+            EXIT_MIGRATION_TIMEOUT,
+        )
+    if result.returncode != 0:
+        raise SupervisorError(
+            f"migration failed (alembic exit status {_status(result.returncode)}): "
+            f"{diagnose(result.tail)}",
+            EXIT_MIGRATION_FAILED,
+            details=result.tail[-REPORT_TAIL_LINES:],
+        )
+
+
+def _status(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return str(returncode)

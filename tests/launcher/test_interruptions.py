@@ -1,0 +1,92 @@
+"""Timeouts and signals while migrating: the child's whole group goes, nothing is applied."""
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from service.database_url import DatabaseURL
+from tests.processes import Launcher, group_processes, http_status, launcher_env
+from tests.revisions import add_revision
+from tests.state import applied_versions
+
+SLOW_REVISION = """
+    op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
+    print("slow revision started", flush=True)
+    time.sleep(60)
+"""
+
+
+def _wait_for(launcher: Launcher, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in launcher.output:
+        assert launcher.process.poll() is None, launcher.output
+        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{launcher.output}"
+        time.sleep(0.05)
+
+
+def test_migration_timeout_stops_the_child(
+    database_url: DatabaseURL, port: int, tmp_path: Path, project_copy: Path
+) -> None:
+    """A revision sleeping past --migration-timeout: exit 4, no process left, nothing applied."""
+    add_revision(project_copy, "0002", "0001", SLOW_REVISION)
+    launcher = Launcher(
+        ["--port", str(port), "--migration-timeout", "4"],
+        env=launcher_env(database_url),
+        root=project_copy,
+        log_path=tmp_path / "out",
+    )
+    assert launcher.wait(timeout=30) == 4
+    assert "migration timed out after 4s" in launcher.output
+    assert group_processes(launcher.pid) == []
+    assert applied_versions(database_url) == ["0001"]
+    assert http_status(port) is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_during_migration_is_forwarded(
+    signum: int, sqlite_url: DatabaseURL, port: int, tmp_path: Path, project_copy: Path
+) -> None:
+    """SIGTERM/SIGINT/SIGHUP mid-revision: exit 128+N once the child is gone, nothing left."""
+    add_revision(project_copy, "0002", "0001", SLOW_REVISION)
+    launcher = Launcher(
+        ["--port", str(port)],
+        env=launcher_env(sqlite_url),
+        root=project_copy,
+        log_path=tmp_path / "out",
+    )
+    _wait_for(launcher, "slow revision started")
+    launcher.process.send_signal(signum)
+    assert launcher.wait(timeout=20) == 128 + signum
+    assert group_processes(launcher.pid) == []
+    assert applied_versions(sqlite_url) == ["0001"]
+    assert "Uvicorn running" not in launcher.output
+
+
+def test_sigterm_on_postgres_leaves_the_version_table_unchanged(
+    postgres_url: DatabaseURL, port: int, tmp_path: Path, project_copy: Path
+) -> None:
+    """SIGTERM during a slow PostgreSQL revision: 143, nothing left, the revision rolled back."""
+    add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        """
+        op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
+        print("slow revision started", flush=True)
+        op.execute("SELECT pg_sleep(60)")
+    """,
+    )
+    launcher = Launcher(
+        ["--port", str(port)],
+        env=launcher_env(postgres_url),
+        root=project_copy,
+        log_path=tmp_path / "out",
+    )
+    _wait_for(launcher, "slow revision started")
+    time.sleep(0.3)
+    launcher.process.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=20) == 143
+    assert group_processes(launcher.pid) == []
+    assert applied_versions(postgres_url) == ["0001"]

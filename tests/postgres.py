@@ -1,0 +1,69 @@
+"""Throwaway PostgreSQL databases for tests: created on demand, dropped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from service.database_url import DatabaseURL, parse_database_url
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> DatabaseURL:
+    return parse_database_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_ADMIN_URL))
+
+
+async def _execute(url: DatabaseURL, *statements: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.asyncpg_dsn(), timeout=5)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def execute(url: DatabaseURL, *statements: str) -> None:
+    asyncio.run(_execute(url, *statements))
+
+
+async def _fetch(url: DatabaseURL, query: str, *args: object) -> list:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.asyncpg_dsn(), timeout=5)
+    try:
+        return [tuple(row) for row in await connection.fetch(query, *args)]
+    finally:
+        await connection.close()
+
+
+def fetch(url: DatabaseURL, query: str, *args: object) -> list:
+    return asyncio.run(_fetch(url, query, *args))
+
+
+def require_postgres() -> DatabaseURL:
+    """The admin URL, or a skip (a failure under CI=true) when PostgreSQL is unreachable."""
+    url = admin_url()
+    try:
+        execute(url, "SELECT 1")
+    except Exception as error:
+        reason = f"PostgreSQL unreachable at {url.redacted()}: {type(error).__name__}: {error}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+def create_database(admin: DatabaseURL) -> DatabaseURL:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    execute(admin, f'CREATE DATABASE "{name}"')
+    return admin.with_database(name)
+
+
+def drop_database(admin: DatabaseURL, url: DatabaseURL) -> None:
+    execute(admin, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')

@@ -1,0 +1,172 @@
+"""Run the real launcher (or alembic) as a real process, and look at what it left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.database_url import PROJECT_ROOT, DatabaseURL
+
+
+def launcher_env(url: DatabaseURL | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if url is not None:
+        env["DATABASE_URL"] = url.url
+    env.update(extra)
+    return env
+
+
+class Launcher:
+    """`python supervisor.py ...` in its own process group, output collected in a file."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: dict[str, str],
+        root: Path = PROJECT_ROOT,
+        cwd: Path | str = "/",
+        log_path: Path,
+    ) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()/stop()
+        self.process = subprocess.Popen(
+            [sys.executable, str(root / "supervisor.py"), *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.process.pid
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()
+
+    def wait_http(self, port: int, path: str = "/healthz", timeout: float = 30) -> int:
+        """Poll until the port answers; fail if the launcher exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"launcher exited {self.process.returncode} before serving:\n{self.output}"
+                )
+            status = http_status(port, path)
+            if status is not None:
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"nothing served on port {port} within {timeout}s:\n{self.output}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                kill_group(self.pid)
+                self.process.wait(5)
+        self._log.close()
+        kill_group(self.pid)
+        return self.process.returncode
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def http_status(port: int, path: str = "/healthz") -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def http_json(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method=method,
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def group_processes(pgid: int) -> list[int]:
+    """Pids still alive in a process group (zombies excluded)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def run_alembic(
+    url: DatabaseURL, *args: str, root: Path = PROJECT_ROOT
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(root / "alembic.ini"), *args],
+        cwd="/",
+        env=launcher_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -1,0 +1,23 @@
+"""Write extra revision files into a project copy."""
+
+from pathlib import Path
+from textwrap import dedent, indent
+
+
+def add_revision(root: Path, revision: str, down: str | None, upgrade: str) -> Path:
+    """A revision file whose upgrade() runs the given body (Python, already dedented)."""
+    path = root / "migrations" / "versions" / f"20261127_{revision}_test.py"
+    body = indent(dedent(upgrade).strip() or "pass", "    ")
+    path.write_text(
+        f'"""test revision {revision}"""\n'
+        "import time\n\n"
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n\n"
+        f"revision = {revision!r}\n"
+        f"down_revision = {down!r}\n"
+        "branch_labels = None\n"
+        "depends_on = None\n\n\n"
+        f"def upgrade() -> None:\n{body}\n\n\n"
+        "def downgrade() -> None:\n    pass\n"
+    )
+    return path
