@@ -3,6 +3,7 @@ stop its whole process group on a timeout or a signal."""
 
 from __future__ import annotations
 
+import functools
 import os
 import selectors
 import signal
@@ -49,6 +50,7 @@ def run_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=functools.partial(_die_with_parent, os.getpid()),
     )
     # In its own session the child never sees the terminal's Ctrl-C; we forward signals.
     signals.forward_to_group = process.pid
@@ -108,6 +110,20 @@ def run_child(
         interrupted_by=signals.received,
         tail=tuple(tail),
     )
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Runs in the child before exec: if the launcher is SIGKILLed (OOM killer, kill -9), the
+    kernel kills the child too, so no orphaned migration keeps the migration lock."""
+    if sys.platform != "linux":
+        return
+    import ctypes  # only in the forked child, never in the launcher's own start-up
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died between fork and prctl
+        os._exit(1)
 
 
 def _emit(

@@ -58,9 +58,13 @@ def diagnose(tail: Sequence[str]) -> str:
     """A one-line cause: a revision file and line with its exception, a known cause, or the
     last line the child printed."""
     text = "\n".join(tail)
+    failed = [line.removeprefix("FAILED:").strip() for line in tail if line.startswith("FAILED:")]
     for pattern, cause in _KNOWN_CAUSES:
         match = pattern.search(text)
         if match:
+            # Alembic's (or env.py's) own FAILED: line says more, when it names the same cause.
+            if failed and pattern.search(failed[-1]):
+                return failed[-1]
             return cause.format(*match.groups())
     frames = list(_REVISION_FRAME.finditer(text))
     if frames:
@@ -68,9 +72,8 @@ def diagnose(tail: Sequence[str]) -> str:
         exception = _last_exception(tail)
         where = f"{_short(frame['path'])}, line {frame['line']}"
         return f"exception in revision {where}" + (f": {exception}" if exception else "")
-    failed = [line for line in tail if line.startswith("FAILED:")]
     if failed:
-        return failed[-1].removeprefix("FAILED:").strip()
+        return failed[-1]
     exception = _last_exception(tail)
     if exception:
         return exception

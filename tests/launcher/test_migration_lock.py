@@ -1,0 +1,190 @@
+"""Many replicas at once, lock timeouts and crashed migrators (real PostgreSQL, real processes)."""
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import asyncpg
+
+from service.database_url import DatabaseURL
+from tests import postgres
+from tests.conftest import free_port
+from tests.processes import Launcher, all_pids, cmdline, group_processes, launcher_env
+from tests.revisions import add_revision
+from tests.state import applied_versions
+
+
+def _start_many(count: int, url: DatabaseURL, root: Path, tmp_path: Path, **env: str):
+    launchers = []
+    for index in range(count):
+        port = free_port()
+        launcher = Launcher(
+            ["--port", str(port)],
+            env=launcher_env(url, **env),
+            root=root,
+            log_path=tmp_path / f"launcher-{index}.out",
+        )
+        launchers.append((launcher, port))
+    return launchers
+
+
+def test_eight_launchers_migrate_once_and_all_serve(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """Eight launchers on a fresh database: all serve, each revision runs exactly once."""
+    add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        """
+        op.add_column("users", sa.Column("nickname", sa.String(50)))
+        time.sleep(1)  # long enough for every replica to meet the lock
+    """,
+    )
+    launchers = _start_many(8, postgres_url, project_copy, tmp_path)
+    try:
+        for launcher, port in launchers:
+            assert launcher.wait_http(port, timeout=60) == 200
+        outputs = [launcher.output for launcher, _ in launchers]
+    finally:
+        for launcher, _ in launchers:
+            launcher.stop()
+    joined = "\n".join(outputs)
+    assert joined.count("Running upgrade  -> 0001") == 1
+    assert joined.count("Running upgrade 0001 -> 0002") == 1
+    assert "waiting for the migration lock" in joined
+    assert applied_versions(postgres_url) == ["0002"]
+
+
+class TableLockHolder:
+    """Another session that holds a lock on test_app.users inside an open transaction."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.connection = self.loop.run_until_complete(
+            asyncpg.connect(url.asyncpg_dsn(), server_settings={"application_name": "blocker"})
+        )
+        self.loop.run_until_complete(
+            self.connection.execute("BEGIN; SELECT count(*) FROM test_app.users")
+        )
+
+    def release(self) -> None:
+        self.loop.run_until_complete(self.connection.execute("ROLLBACK"))
+        self.loop.run_until_complete(self.connection.close())
+        self.loop.close()
+
+
+def test_lock_timeout_fails_cleanly_and_names_the_blocker(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """DDL behind a held table lock: retried, then exit 3 naming the blocker; nothing applied."""
+    env = launcher_env(postgres_url)
+    assert Launcher(["migrate"], env=env, root=project_copy, log_path=tmp_path / "0").wait() == 0
+    add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        """
+        op.add_column("users", sa.Column("nickname", sa.String(50)))
+    """,
+    )
+    holder = TableLockHolder(postgres_url)
+    try:
+        env = launcher_env(postgres_url, MIGRATION_LOCK_RETRIES="2", MIGRATION_LOCK_RETRY_DELAY="1")
+        started = time.monotonic()
+        launcher = Launcher(
+            ["migrate", "--lock-timeout", "1"], env=env, root=project_copy, log_path=tmp_path / "1"
+        )
+        assert launcher.wait(timeout=60) == 3
+        elapsed = time.monotonic() - started
+    finally:
+        holder.release()
+    # 3 attempts of 1 s and 2 delays of 1 s, plus start-up: well under 15 s.
+    assert elapsed < 15, elapsed
+    output = launcher.output
+    assert "migration failed" in output and "lock timeout" in output
+    assert "application_name 'blocker'" in output
+    assert "migration failed (alembic exit status 255): lock timeout" in output
+    assert output.count("[migrate] WARNING [migrations.env] lock timeout") == 2
+    columns = postgres.fetch(
+        postgres_url,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'test_app' AND table_name = 'users'",
+    )
+    assert "nickname" not in {row[0] for row in columns}
+    assert applied_versions(postgres_url) == ["0001"]
+    retry = Launcher(
+        ["migrate"], env=launcher_env(postgres_url), root=project_copy, log_path=tmp_path / "2"
+    )
+    assert retry.wait(timeout=60) == 0, retry.output
+    assert applied_versions(postgres_url) == ["0002"]
+
+
+def test_killed_migrator_releases_the_lock_within_seconds(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """SIGKILL to a launcher mid-statement: the next one gets the lock and applies the revision."""
+    env = launcher_env(postgres_url)
+    assert Launcher(["migrate"], env=env, root=project_copy, log_path=tmp_path / "0").wait() == 0
+    add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        """
+        op.add_column("users", sa.Column("nickname", sa.String(50)))
+        if os.environ.get("SLOW_REVISION"):
+            print("long statement started", flush=True)
+            op.execute("SELECT pg_sleep(60)")
+    """,
+    )
+    revision = project_copy / "migrations/versions/20261127_0002_test.py"
+    revision.write_text("import os\n" + revision.read_text())
+    first = Launcher(
+        ["migrate"], env={**env, "SLOW_REVISION": "1"}, root=project_copy, log_path=tmp_path / "1"
+    )
+    deadline = time.monotonic() + 30
+    while "long statement started" not in first.output:
+        assert time.monotonic() < deadline and first.process.poll() is None, first.output
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    time.sleep(0.5)
+    assert group_processes(first.pid) == []
+    # The alembic child has a session of its own; it must die with its parent all the same.
+    assert not [pid for pid in all_pids() if str(project_copy) in cmdline(pid)]
+    started = time.monotonic()
+    second = Launcher(["migrate"], env=env, root=project_copy, log_path=tmp_path / "2")
+    assert second.wait(timeout=60) == 0, second.output
+    assert time.monotonic() - started < 10
+    assert applied_versions(postgres_url) == ["0002"]
+
+
+def test_create_index_concurrently_while_others_wait(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """A CREATE INDEX CONCURRENTLY revision while other launchers wait: no deadlock."""
+    add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        """
+        time.sleep(1)  # let the other launchers start waiting for the lock
+        with op.get_context().autocommit_block():
+            op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)
+    """,
+    )
+    launchers = _start_many(4, postgres_url, project_copy, tmp_path)
+    try:
+        for launcher, port in launchers:
+            assert launcher.wait_http(port, timeout=60) == 200
+    finally:
+        for launcher, _ in launchers:
+            launcher.stop()
+    indexes = postgres.fetch(
+        postgres_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'test_app'"
+    )
+    assert "ix_users_name" in {row[0] for row in indexes}
+    assert applied_versions(postgres_url) == ["0002"]
