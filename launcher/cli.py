@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from launcher import logs
+from launcher import logs, phases
 from launcher.errors import EXIT_CONFIG, SupervisorError
 from launcher.settings import ALEMBIC_INI, MIGRATIONS_DIR, Settings
 from service.database_url import (
@@ -191,6 +191,8 @@ def _guard(action: Callable[[], int | None]) -> int:
 
 
 def _fail(error: SupervisorError) -> None:
+    if error.exit_code > 128:
+        phases.stopping(error.message)
     logs.logger.error(error.message)
     if error.details:
         logs.logger.error("last lines of its output:")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-from launcher import logs
+from launcher import logs, phases
 from launcher.child import ChildResult, run_child
 from launcher.database_wait import DatabaseState, wait_for_database
 from launcher.diagnosis import diagnose
@@ -37,7 +37,7 @@ def stop_if_signalled(signals: SignalState, during: str) -> None:
 
 
 def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
-    logs.set_phase("waiting-for-database")
+    phases.enter(phases.WAITING)
     state = wait_for_database(
         settings.database_url,
         schema=settings.schema,
@@ -68,7 +68,7 @@ def already_at_head(state: DatabaseState) -> bool:
 
 def upgrade_to_head(settings: Settings, signals: SignalState) -> None:
     """Run `alembic upgrade head` in a child and turn its failure into a SupervisorError."""
-    logs.set_phase("migrating")
+    phases.enter(phases.MIGRATING)
     logs.logger.info("migrating to head (alembic upgrade head)")
     argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
     result = run_child(

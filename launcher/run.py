@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 
-from launcher import logs
+from launcher import logs, phases
 from launcher.child import run_child
 from launcher.errors import (
     EXIT_CANNOT_LISTEN,
@@ -37,7 +37,7 @@ def serve(settings: Settings) -> None:
             if settings.always_migrate or not already_at_head(state):
                 upgrade_to_head(settings, signals)
         stop_if_signalled(signals, "before the server started")
-        logs.set_phase("starting-server")
+        phases.enter(phases.STARTING)
         ensure_port_free(settings.host, settings.port)
         stop_if_signalled(signals, "before the server started")
     # The original dispositions are back: exec must not inherit our handlers' absence.
@@ -73,7 +73,7 @@ def check(settings: Settings) -> int:
 
 def _ask_alembic_for_pending(settings: Settings, signals) -> tuple[tuple[str, ...], list[str]]:
     """The slow, authoritative answer: `python -m migrations.status` in a child."""
-    logs.set_phase("checking")
+    phases.enter(phases.CHECKING)
     lines: list[str] = []
     result = run_child(
         [settings.python, "-m", "migrations.status"],
@@ -147,6 +147,9 @@ def exec_uvicorn(settings: Settings) -> None:
         "" if settings.workers == 1 else "s",
     )
     env = settings.child_environment(application_name("service"))
+    # The watcher reports READY=1 once uvicorn answers; uvicorn itself knows nothing of systemd.
+    env.pop("NOTIFY_SOCKET", None)
+    phases.notifier().start_readiness_watcher(settings.host, settings.port, os.getpid())
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(settings.python, argv, env)
