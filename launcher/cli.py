@@ -172,14 +172,33 @@ def _settings(options: dict[str, Any]) -> Settings:
     except DatabaseURLError as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
     logs.add_secret(url.password)
-    if not ALEMBIC_INI.is_file():
-        _fail(SupervisorError(f"configuration error: {ALEMBIC_INI} is missing", EXIT_CONFIG))
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        _fail(
-            SupervisorError(f"configuration error: {MIGRATIONS_DIR}/env.py is missing", EXIT_CONFIG)
-        )
+    problem = project_files_problem()
+    if problem:
+        _fail(SupervisorError(f"configuration error: {problem}", EXIT_CONFIG))
     options["uvicorn_args"] = tuple(options.get("uvicorn_args", ()))
     return Settings(database_url=url, schema=schema, **options)
+
+
+def project_files_problem() -> str | None:
+    """What is wrong with alembic.ini or migrations/, checked before any child is started."""
+    import configparser
+
+    if not ALEMBIC_INI.is_file():
+        return f"{ALEMBIC_INI} is missing"
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ALEMBIC_INI, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as error:
+        first_line = str(error).splitlines()[0]
+        return f"{ALEMBIC_INI} is malformed: {first_line}"
+    if not parser.has_option("alembic", "script_location"):
+        return f"{ALEMBIC_INI} has no [alembic] script_location"
+    if not MIGRATIONS_DIR.is_dir():
+        return f"the migrations folder {MIGRATIONS_DIR} is missing"
+    for required in ("env.py", "versions"):
+        if not (MIGRATIONS_DIR / required).exists():
+            return f"{MIGRATIONS_DIR / required} is missing"
+    return None
 
 
 def _guard(action: Callable[[], int | None]) -> int:

@@ -62,8 +62,8 @@ def diagnose(tail: Sequence[str]) -> str:
     for pattern, cause in _KNOWN_CAUSES:
         match = pattern.search(text)
         if match:
-            # Alembic's (or env.py's) own FAILED: line says more, when it names the same cause.
-            if failed and pattern.search(failed[-1]):
+            # env.py's own FAILED: line for a lock timeout also names the blocking session.
+            if cause == "lock timeout" and failed and pattern.search(failed[-1]):
                 return failed[-1]
             return cause.format(*match.groups())
     frames = list(_REVISION_FRAME.finditer(text))

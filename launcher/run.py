@@ -30,6 +30,8 @@ from launcher.signals import capture_signals
 def serve(settings: Settings) -> None:
     """Migrate to head (unless skipped), then replace this process with uvicorn."""
     with capture_signals() as signals:
+        # A taken port fails before anything is applied; checked again right before the exec.
+        ensure_port_free(settings.host, settings.port)
         if settings.skip_migrations:
             logs.logger.info("migrations skipped (--skip-migrations)")
         else:

@@ -1,33 +1,105 @@
-"""Error responses: always JSON, never a stack trace."""
+"""Error responses: always JSON, never a stack trace.
+
+A database outage is 503 with Retry-After, answered as soon as the driver gives up (connect
+and pool timeouts bound that), and logged in one line; anything unexpected is a JSON 500.
+"""
 
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("service.errors")
 
-_UNAVAILABLE = {"detail": "database unavailable, try again shortly"}
+UNAVAILABLE = {"detail": "database unavailable, try again shortly"}
 
 
-def _is_database_outage(error: BaseException) -> bool:
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
-        return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    # Connect failures reach us as the driver's OSError (refused, reset) or a timeout.
-    return isinstance(error, OSError | TimeoutError)
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    logger.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+    )
+    return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
 
 
-async def _unhandled(request: Request, error: Exception) -> JSONResponse:
-    if _is_database_outage(error):
-        logger.warning("database unavailable: %s", type(error).__name__)
-        return JSONResponse(_UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DBAPIError)
+    if error.connection_invalidated or _is_connection_error(error):
+        return await _database_unavailable(request, error)
+    return await _internal_error(request, error)
+
+
+async def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    logger.error(
+        "unhandled %s on %s %s",
+        type(error).__name__,
+        request.method,
+        request.url.path,
+        exc_info=error,
+    )
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+def _is_connection_error(error: DBAPIError) -> bool:
+    # asyncpg's connection-level failures (ConnectionDoesNotExistError, CannotConnectNow,
+    # admin shutdown) surface as InterfaceError/OperationalError or carry a class-08/57P SQLSTATE.
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(("08", "57P")):
+        return True
+    return type(error).__name__ in ("InterfaceError", "OperationalError")
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """422 listing where and why; the offending input is not echoed back (it may be huge,
+    hold a secret, or not even be JSON-serialisable, such as an overflowing float)."""
+    assert isinstance(error, RequestValidationError)
+    details = [
+        {
+            "loc": list(item.get("loc", ())),
+            "msg": str(item.get("msg", "")),
+            "type": item.get("type"),
+        }
+        for item in error.errors()
+    ]
+    return JSONResponse({"detail": details}, status_code=422)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Starlette names only the first route that matched the path; the users collection
+        # is two routes (GET and POST), and Allow must list every method the path supports.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+        match, _ = route.matches({**request.scope, "method": "POST"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(Exception, _unhandled)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    # Specific classes are handled inside the app (no traceback in the server log);
+    # `Exception` last, as the catch-all for genuine bugs.
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
+    app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(Exception, _internal_error)

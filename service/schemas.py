@@ -1,29 +1,48 @@
 """Request and response bodies."""
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from service.tables import NAME_MAX_LENGTH
+from service.tables import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+
+
+def _no_lone_surrogates(value: str) -> str:
+    # JSON can smuggle an unpaired surrogate (\ud800); no database can store it.
+    if any(unicodedata.category(char) == "Cs" for char in value):
+        raise ValueError("must be valid Unicode")
+    return value
+
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        # No control characters (NUL above all: PostgreSQL text cannot hold it). A pattern,
+        # not code, so that the OpenAPI document says so too.
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+    ),
+    AfterValidator(_no_lone_surrogates),
 ]
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    email: EmailStr
+    email: Email
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
 
 
 class User(BaseModel):
@@ -31,6 +50,10 @@ class User(BaseModel):
     name: str
     email: str
     created_at: datetime
+
+
+class ErrorMessage(BaseModel):
+    detail: str
 
 
 class UserPage(BaseModel):

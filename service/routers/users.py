@@ -6,9 +6,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from service import users_data
 from service.dependencies import EngineDep
-from service.schemas import User, UserCreate, UserPage, UserUpdate
+from service.schemas import ErrorMessage, User, UserCreate, UserPage, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"])
+# Answers any users route may give besides its own: documented so clients can rely on them.
+COMMON_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorMessage, "description": "The body could not be parsed."},
+    413: {"model": ErrorMessage, "description": "The body is larger than the limit."},
+    503: {"model": ErrorMessage, "description": "The database is unavailable; retry."},
+}
+router = APIRouter(prefix="/users", tags=["users"], responses=COMMON_RESPONSES)
 
 MAX_ID = 2**63 - 1
 MAX_PAGE_SIZE = 100

@@ -67,8 +67,17 @@ def test_password_never_appears(
             time.sleep(0.05)
         command_lines += [cmdline(pid) for pid in descendants(launcher.pid)]
         launcher.wait_http(port)
-        status, body = http_json(port, "POST", "/users", b'{"name":"S","email":"s@example.com"}')
-        assert status == 201
+        bodies = []
+        for method, path, payload, expected in (
+            ("POST", "/users", b'{"name":"S","email":"s@example.com"}', 201),
+            ("POST", "/users", b'{"name":"S","email":"s@example.com"}', 409),
+            ("POST", "/users", b'{"name":"S","email":"nope"}', 422),
+            ("GET", "/users/424242", None, 404),
+            ("GET", "/readyz", None, 200),
+        ):
+            status, body = http_json(port, method, path, payload)
+            assert status == expected, (method, path, body)
+            bodies.append(body)
         command_lines += [cmdline(launcher.pid)]
         command_lines += [cmdline(pid) for pid in descendants(launcher.pid)]
     finally:
@@ -77,4 +86,4 @@ def test_password_never_appears(
     assert any("uvicorn" in line for line in command_lines)
     assert not [line for line in command_lines if PASSWORD in line]
     assert PASSWORD not in launcher.output
-    assert PASSWORD.encode() not in body
+    assert not [body for body in bodies if PASSWORD.encode() in body]
