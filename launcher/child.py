@@ -60,29 +60,34 @@ def run_child(
     deadline = time.monotonic() + timeout
     timed_out = False
     kill_at: float | None = None
+    exit_fd = _open_exit_notifier(process.pid)
     try:
         with selectors.DefaultSelector() as selector:
             assert process.stdout is not None
-            selector.register(process.stdout, selectors.EVENT_READ)
+            selector.register(process.stdout, selectors.EVENT_READ, "output")
+            if exit_fd is not None:
+                # Wakes the select the moment the child exits, not a polling slice later.
+                selector.register(exit_fd, selectors.EVENT_READ, "exit")
             pending = b""
             stream_open = True
             while stream_open or process.poll() is None:
-                if stream_open:
-                    for _key, _events in selector.select(_READ_SLICE_SECONDS):
-                        chunk = os.read(process.stdout.fileno(), 65536)
-                        if not chunk:
-                            stream_open = False
-                            selector.unregister(process.stdout)
-                            break
-                        pending += chunk
-                        *lines, pending = pending.split(b"\n")
-                        for line in lines:
-                            _emit(line, tail, log_format, on_line)
-                else:
-                    time.sleep(_READ_SLICE_SECONDS)
-                if stream_open and process.poll() is not None and not selector.select(0):
-                    # The child is gone; whatever still holds the pipe is not worth waiting for.
-                    stream_open = False
+                exited = process.poll() is not None
+                ready = selector.select(0 if exited else _READ_SLICE_SECONDS)
+                if exited and not any(key.data == "output" for key, _ in ready):
+                    break  # gone; whatever still holds the pipe is not worth waiting for
+                for key, _events in ready:
+                    if key.data == "exit":
+                        selector.unregister(key.fileobj)
+                        continue
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    if not chunk:
+                        stream_open = False
+                        selector.unregister(process.stdout)
+                        continue
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        _emit(line, tail, log_format, on_line)
                 now = time.monotonic()
                 if not timed_out and now >= deadline:
                     timed_out = True
@@ -98,6 +103,8 @@ def run_child(
             if pending:
                 _emit(pending, tail, log_format, on_line)
     finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
         signals.forward_to_group = None
         # Nothing of the child may outlive it: grandchildren included.
         signal_process_group(process.pid, signal.SIGKILL)
@@ -110,6 +117,14 @@ def run_child(
         interrupted_by=signals.received,
         tail=tuple(tail),
     )
+
+
+def _open_exit_notifier(pid: int) -> int | None:
+    """A pidfd (Linux 5.3+) that becomes readable when the child exits; None elsewhere."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _die_with_parent(parent_pid: int) -> None:

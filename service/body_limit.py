@@ -3,7 +3,7 @@
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-async def _send_413(send: Send) -> None:
+async def send_413(send: Send) -> None:
     body = b'{"detail":"request body too large"}'
     await send(
         {
@@ -32,7 +32,7 @@ class BodySizeLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await _send_413(send)
+                await send_413(send)
                 return
         received = 0
         rejected = False
@@ -50,7 +50,7 @@ class BodySizeLimit:
                     # whatever it tries to send afterwards is dropped.
                     rejected = True
                     if not response_started:
-                        await _send_413(send)
+                        await send_413(send)
                     return {"type": "http.disconnect"}
             return message
 

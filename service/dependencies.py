@@ -1,13 +1,18 @@
-"""Request dependencies, as named Annotated aliases."""
+"""Request dependencies, as named Annotated aliases.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in a thread pool, a
+thread hand-off on every request for what is an attribute read.
+"""
 
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.store import UserStore
 
 
-def get_engine(request: Request) -> AsyncEngine:
-    return request.app.state.engine
+async def get_store(request: Request) -> UserStore:
+    return request.app.state.store
 
 
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+StoreDep = Annotated[UserStore, Depends(get_store)]

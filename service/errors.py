@@ -1,7 +1,8 @@
 """Error responses: always JSON, never a stack trace.
 
-A database outage is 503 with Retry-After, answered as soon as the driver gives up (connect
-and pool timeouts bound that), and logged in one line; anything unexpected is a JSON 500.
+A database outage (the store's `Unavailable`) is 503 with Retry-After, answered as soon as the
+driver gives up (connect and pool timeouts bound that) and logged in one line; anything
+unexpected is a JSON 500.
 """
 
 import logging
@@ -9,10 +10,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from service.store import Unavailable
 
 logger = logging.getLogger("service.errors")
 
@@ -20,20 +21,8 @@ UNAVAILABLE = {"detail": "database unavailable, try again shortly"}
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
-    logger.warning(
-        "database unavailable on %s %s: %s",
-        request.method,
-        request.url.path,
-        type(error).__name__,
-    )
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
     return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
-
-
-async def _database_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, DBAPIError)
-    if error.connection_invalidated or _is_connection_error(error):
-        return await _database_unavailable(request, error)
-    return await _internal_error(request, error)
 
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
@@ -45,15 +34,6 @@ async def _internal_error(request: Request, error: Exception) -> JSONResponse:
         exc_info=error,
     )
     return JSONResponse({"detail": "internal server error"}, status_code=500)
-
-
-def _is_connection_error(error: DBAPIError) -> bool:
-    # asyncpg's connection-level failures (ConnectionDoesNotExistError, CannotConnectNow,
-    # admin shutdown) surface as InterfaceError/OperationalError or carry a class-08/57P SQLSTATE.
-    sqlstate = getattr(error.orig, "sqlstate", None) or ""
-    if sqlstate.startswith(("08", "57P")):
-        return True
-    return type(error).__name__ in ("InterfaceError", "OperationalError")
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
@@ -82,12 +62,10 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
+    # PARTIAL: the path matches, the method does not; FULL cannot happen here (it was a 405).
     methods: set[str] = set()
     for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-        match, _ = route.matches({**request.scope, "method": "POST"})
+        match, _ = route.matches(request.scope)
         if match != Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
@@ -98,8 +76,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     # Specific classes are handled inside the app (no traceback in the server log);
     # `Exception` last, as the catch-all for genuine bugs.
-    app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    app.add_exception_handler(OSError, _database_unavailable)
-    app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(Unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _internal_error)

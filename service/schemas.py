@@ -4,9 +4,10 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from service.tables import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from service.emails import normalise_email
+from service.limits import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 
 
 def _no_lone_surrogates(value: str) -> str:
@@ -28,7 +29,13 @@ Name = Annotated[
     ),
     AfterValidator(_no_lone_surrogates),
 ]
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH)]
+Email = Annotated[
+    str,
+    Field(max_length=EMAIL_MAX_LENGTH),
+    AfterValidator(normalise_email),
+    # The OpenAPI document says what the validator checks.
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH}),
+]
 
 
 class UserCreate(BaseModel):

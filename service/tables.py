@@ -6,8 +6,7 @@ schema, so the same metadata serves `test_app` on PostgreSQL and the single SQLi
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, text
 
-NAME_MAX_LENGTH = 100
-EMAIL_MAX_LENGTH = 320
+from service.limits import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 
 metadata = MetaData(
     naming_convention={

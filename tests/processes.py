@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from service.database_url import PROJECT_ROOT, DatabaseURL
@@ -115,35 +116,37 @@ def http_json(port: int, method: str, path: str, body: bytes | None = None) -> t
         return error.code, error.read()
 
 
-def group_processes(pgid: int) -> list[int]:
-    """Pids still alive in a process group (zombies excluded)."""
-    alive = []
+@dataclass(frozen=True)
+class ProcessStat:
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+
+
+def process_stats() -> Iterator[ProcessStat]:
+    """Every process in /proc with its state, parent and process group."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            alive.append(int(entry.name))
-    return alive
+            continue  # it ended while we looked
+        state, ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        yield ProcessStat(int(entry.name), state, int(ppid), int(pgrp))
+
+
+def group_processes(pgid: int) -> list[int]:
+    """Pids still alive in a process group (zombies excluded)."""
+    return [p.pid for p in process_stats() if p.pgrp == pgid and p.state != "Z"]
 
 
 def descendants(pid: int) -> list[int]:
-    """Every live descendant of pid, from /proc."""
+    """Every live descendant of pid."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+    for process in process_stats():
+        children.setdefault(process.ppid, []).append(process.pid)
     found, stack = [], [pid]
     while stack:
         for child in children.get(stack.pop(), []):

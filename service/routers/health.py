@@ -4,9 +4,8 @@ import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
-from service.dependencies import EngineDep
+from service.dependencies import StoreDep
 
 router = APIRouter(tags=["health"])
 
@@ -20,16 +19,14 @@ async def healthz() -> dict:
 
 
 @router.get("/readyz", responses={503: {"description": "Database down or schema not at head."}})
-async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
+async def readyz(request: Request, store: StoreDep) -> JSONResponse:
     """Answer 200 when the database answers and the schema is at head, else 503."""
-    expected = set(request.app.state.migration_heads)
     try:
-        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), engine.connect() as connection:
-            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            current = {row[0] for row in rows}
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            current = await store.schema_versions()
     except Exception:
         return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
-    if current != expected:
+    if current != set(request.app.state.migration_heads):
         return JSONResponse(
             {"status": "unavailable", "reason": "schema not at head"}, status_code=503
         )

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from service import users_data
-from service.dependencies import EngineDep
+from service.dependencies import StoreDep
 from service.schemas import ErrorMessage, User, UserCreate, UserPage, UserUpdate
+from service.store import EmailTaken
 
 # Answers any users route may give besides its own: documented so clients can rely on them.
 COMMON_RESPONSES: dict[int | str, dict] = {
@@ -28,47 +28,50 @@ def _not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
 
 
+EMAIL_TAKEN = {"detail": "email already registered"}
+
+
 def _email_taken() -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, "email already registered")
+    return HTTPException(status.HTTP_409_CONFLICT, EMAIL_TAKEN["detail"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=User, responses=_CONFLICT)
-async def create_user(body: UserCreate, engine: EngineDep) -> dict:
+async def create_user(body: UserCreate, store: StoreDep) -> dict:
     """Create a user."""
     try:
-        return await users_data.create_user(engine, name=body.name, email=body.email)
-    except users_data.EmailTaken:
+        return await store.create(body.name, str(body.email))
+    except EmailTaken:
         raise _email_taken() from None
 
 
 @router.get("", response_model=UserPage)
 async def list_users(
-    engine: EngineDep,
+    store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     after: Annotated[int, Query(ge=0, le=MAX_ID, description="Last id of the previous page.")] = 0,
 ) -> dict:
     """List users in id order, a page at a time."""
-    items = await users_data.list_users(engine, limit=limit, after=after)
+    items = await store.list(after, limit)
     next_after = items[-1]["id"] if len(items) == limit else None
     return {"items": items, "next_after": next_after}
 
 
 @router.get("/{user_id}", response_model=User, responses=_NOT_FOUND)
-async def get_user(user_id: UserId, engine: EngineDep) -> dict:
+async def get_user(user_id: UserId, store: StoreDep) -> dict:
     """Read one user."""
-    user = await users_data.get_user(engine, user_id=user_id)
+    user = await store.get(user_id)
     if user is None:
         raise _not_found()
     return user
 
 
 @router.patch("/{user_id}", response_model=User, responses={**_NOT_FOUND, **_CONFLICT})
-async def update_user(user_id: UserId, body: UserUpdate, engine: EngineDep) -> dict:
+async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dict:
     """Change a user's name or email."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    email = str(body.email) if body.email is not None else None
     try:
-        user = await users_data.update_user(engine, user_id=user_id, changes=changes)
-    except users_data.EmailTaken:
+        user = await store.update(user_id, body.name, email)
+    except EmailTaken:
         raise _email_taken() from None
     if user is None:
         raise _not_found()
@@ -76,8 +79,8 @@ async def update_user(user_id: UserId, body: UserUpdate, engine: EngineDep) -> d
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
-async def delete_user(user_id: UserId, engine: EngineDep) -> Response:
+async def delete_user(user_id: UserId, store: StoreDep) -> Response:
     """Delete a user."""
-    if not await users_data.delete_user(engine, user_id=user_id):
+    if not await store.delete(user_id):
         raise _not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,436 @@
+"""What the benchmarks share: throwaway PostgreSQL databases, servers run as real processes,
+/healthz polling, and the printed tables.
+
+Standard library and asyncpg (already a project dependency) only, so the benchmarks need no
+extra install and cannot drift from what the service itself runs on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The interpreter running the benchmark runs everything else: run it with .venv/bin/python.
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+POLL_SECONDS = 0.005
+STOP_GRACE_SECONDS = 10.0
+# What a project copy needs to run the launcher, the migrations and the service.
+PROJECT_FILES = ("supervisor.py", "alembic.ini", "launcher", "service", "migrations")
+# Settings a developer's shell may export; any of them would change what is measured (and
+# without .pyc files every start would compile the project again: PYTHONDONTWRITEBYTECODE).
+LAUNCHER_VARIABLES = (
+    "DATABASE_URL",
+    "DATABASE_SCHEMA",
+    "PORT",
+    "HOST",
+    "WEB_CONCURRENCY",
+    "APP_MODULE",
+    "DB_WAIT_TIMEOUT",
+    "MIGRATION_TIMEOUT",
+    "MIGRATION_LOCK_TIMEOUT",
+    "SKIP_MIGRATIONS",
+    "ALWAYS_MIGRATE",
+    "LOG_FORMAT",
+    "NOTIFY_SOCKET",
+    "PYTHONDONTWRITEBYTECODE",
+)
+
+
+class BenchError(Exception):
+    """A benchmark that cannot go on: printed as one line by main()."""
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser whose --help shows the module docstring, with the shared --admin-url."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default = os.environ.get("BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)
+    parser.add_argument(
+        "--admin-url",
+        default=default,
+        help="PostgreSQL URL allowed to CREATE/DROP DATABASE; the throwaway databases are made "
+        f"on that server (default: $BENCH_DATABASE_URL or {_redacted(DEFAULT_ADMIN_URL)}; "
+        f"now {_redacted(default).replace('%', '%%')})",
+    )
+    return parser
+
+
+def run_main(body: Callable[[], int]) -> None:
+    """Run a benchmark's body; an expected failure is one line on stderr and exit 1."""
+    try:
+        sys.exit(body())
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+# --- databases ----------------------------------------------------------------------------
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg wants postgresql://; accept the spellings the project itself accepts."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(asyncpg_dsn(url))._replace(path="/" + name))
+
+
+async def _execute(url: str, statements: Sequence[str]) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def execute(url: str, *statements: str) -> None:
+    asyncio.run(_execute(url, statements))
+
+
+async def _fetch(url: str, query: str) -> list[tuple]:
+    import asyncpg
+
+    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        return [tuple(row) for row in await connection.fetch(query)]
+    finally:
+        await connection.close()
+
+
+def fetch(url: str, query: str) -> list[tuple]:
+    return asyncio.run(_fetch(url, query))
+
+
+def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """A new database (a copy of `template` if given: far faster than migrating again)."""
+    clause = f' TEMPLATE "{template}"' if template else ""
+    try:
+        execute(admin_url, f'CREATE DATABASE "{name}"{clause}')
+    except Exception as error:  # unreachable, refused, no permission: one clear line
+        raise BenchError(
+            f"cannot create database {name} at {_redacted(admin_url)}: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    # FORCE: a server that did not stop cleanly must not leave the database behind.
+    execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_name(label: str) -> str:
+    return f"bench_{label}_{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_url: str, label: str, *, template: str | None = None) -> Iterator[str]:
+    """Create a database for the duration of the block, then drop it whatever happened."""
+    name = database_name(label)
+    url = create_database(admin_url, name, template=template)
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, name)
+
+
+def versions(url: str, schema: str = "test_app") -> list[str]:
+    """The revisions in the version table (empty if there is none yet)."""
+    table = f"{schema}.alembic_version"
+    if not fetch(url, f"SELECT to_regclass('{table}') IS NOT NULL")[0][0]:
+        return []
+    return sorted(row[0] for row in fetch(url, f"SELECT version_num FROM {table}"))
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def server_environment(database_url: str) -> dict[str, str]:
+    """The same environment for every variant; the URL travels here, never on a command line."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    env["DATABASE_URL"] = database_url
+    return env
+
+
+def alembic(root: Path, database_url: str, *args: str) -> None:
+    """`alembic -c <root>/alembic.ini ARGS` for setting a database up (never timed)."""
+    result = subprocess.run(
+        [PYTHON, "-m", "alembic", "-c", str(root / "alembic.ini"), *args],
+        cwd=root,
+        env=server_environment(database_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"alembic {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+
+
+def code_head(root: Path) -> str:
+    """The head revision of a project's migrations/versions, as Alembic reads it."""
+    from alembic.script import ScriptDirectory  # only here: the benchmarks' own start is quick
+
+    head = ScriptDirectory(str(root / "migrations")).get_current_head()
+    if head is None:
+        raise BenchError(f"no single migration head in {root / 'migrations'}")
+    return head
+
+
+def project_copy(destination: Path) -> Path:
+    """A private copy of the project, so a benchmark can add a revision file of its own."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
+    """uvicorn's command line exactly as the launcher builds it before its exec."""
+    return [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--app-dir",
+        str(root),
+        *extra,
+    ]
+
+
+def supervisor_argv(root: Path, port: int, extra_uvicorn: Sequence[str] = ()) -> list[str]:
+    argv = [PYTHON, str(root / "supervisor.py"), "--port", str(port)]
+    return [*argv, "--", *extra_uvicorn] if extra_uvicorn else argv
+
+
+def shell_chain_argv(root: Path, port: int) -> list[str]:
+    """What people write without a launcher: migrate, and only if that worked, serve."""
+    alembic_script = Path(PYTHON).parent / "alembic"
+    ini = root / "alembic.ini"
+    serve = shlex.join(uvicorn_argv("service.main:app", root, port))
+    migrate = shlex.join([str(alembic_script), "-c", str(ini), "upgrade", "head"])
+    return ["sh", "-c", f"{migrate} && exec {serve}"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As uvicorn binds: with SO_REUSEADDR, so TIME_WAIT leftovers do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_port_free(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port):
+        if time.monotonic() > deadline:
+            raise BenchError(f"port {port} still taken {timeout:g}s after its server stopped")
+        time.sleep(0.01)
+
+
+def http_status(port: int, path: str = "/healthz", timeout: float = 1.0) -> int | None:
+    """The status of one GET over a raw socket: cheaper than urllib, so polling stays tight."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as connection:
+            connection.sendall(request)
+            head = b""
+            while b"\r\n" not in head:
+                chunk = connection.recv(256)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:
+        return None
+    parts = head.split(b" ", 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+class Server:
+    """One launched process (a launcher, uvicorn, a shell chain) serving on one port.
+
+    It gets a session of its own so that stop() can reach everything it started (the shell's
+    alembic, the launcher's migration child) with one killpg.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        port: int,
+        env: dict[str, str],
+        cwd: Path = PROJECT_ROOT,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        # The clock starts right before the fork: process creation is part of start-up.
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        text = self._log.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def failure(self, what: str) -> BenchError:
+        return BenchError(f"{self.name} {what}; its last output:\n{self.output_tail()}")
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """SIGTERM, a grace period, then SIGKILL for the whole group; wait for the port."""
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(STOP_GRACE_SECONDS)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+        wait_port_free(self.port)
+
+
+def wait_until_serving(servers: Sequence[Server], timeout: float) -> list[float]:
+    """Poll each server's /healthz every POLL_SECONDS; seconds from its launch to its first
+    200, in the order given. A server that exits or overruns `timeout` is an error."""
+    ready: dict[int, float] = {}
+    while len(ready) < len(servers):
+        for index, server in enumerate(servers):
+            if index in ready:
+                continue
+            if http_status(server.port) == 200:
+                ready[index] = time.perf_counter() - server.started
+            elif server.process.poll() is not None:
+                raise server.failure(f"exited {server.process.returncode} before serving")
+            elif time.perf_counter() - server.started > timeout:
+                raise server.failure(f"did not serve /healthz within {timeout:g}s")
+        if len(ready) < len(servers):
+            time.sleep(POLL_SECONDS)
+    return [ready[index] for index in range(len(servers))]
+
+
+def stop_all(servers: Sequence[Server]) -> None:
+    # Signal them all first: they shut down in parallel, not one grace period after another.
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.stop()
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def summary(samples: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1) -> None:
+    """A plain aligned table: the first `left` columns left-aligned (names), the rest right."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if index < left else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    print(line(cells[0]))
+    print("  ".join("-" * width for width in widths))
+    for row in cells[1:]:
+        print(line(row))
+
+
+def machine_line(when: str) -> str:
+    """Printed before and after a run: other work on the machine skews every figure."""
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"[{when}] python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}"
+
+
+def ratio_line(name: str, value: float, *, target: str, met: bool) -> str:
+    return f"{name:<34} {value:6.3f}   target {target:<8} {'met' if met else 'MISSED'}"
+
+
+def rotated(items: Sequence, by: int) -> list:
+    """Round r starts with a different variant, so no variant always runs first or last."""
+    by %= len(items)
+    return [*items[by:], *items[:by]]

@@ -1,0 +1,62 @@
+"""The fast email check agrees with email-validator wherever it answers."""
+
+import string
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.emails import normalise_email, plain_ascii_email
+
+_LOCAL_CHARS = string.ascii_letters + string.digits + ".+-_!#$%&'*/=?^`{|}~\"( ),@é"
+_DOMAIN_CHARS = string.ascii_letters + string.digits + "-._"
+_TOP_LEVEL = st.sampled_from(
+    ["com", "ORG", "c", "c1", "test", "local", "invalid", "io", "xn--p1ai"]
+)
+
+addresses = st.one_of(
+    st.emails(),
+    st.builds(
+        lambda local, domain, top: f"{local}@{domain}.{top}",
+        st.text(_LOCAL_CHARS, min_size=0, max_size=70),
+        st.text(_DOMAIN_CHARS, min_size=0, max_size=70),
+        _TOP_LEVEL,
+    ),
+)
+
+
+@given(addresses)
+@settings(max_examples=3000, deadline=None)
+def test_fast_check_never_disagrees_with_email_validator(address: str) -> None:
+    """Whenever the fast check accepts, email-validator accepts with the same normal form."""
+    fast = plain_ascii_email(address)
+    if fast is None:
+        return
+    try:
+        expected = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        pytest.fail(f"fast check accepted {address!r}, email-validator: {error}")
+    assert fast == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "normalised"),
+    [
+        ("Ada.Lovelace+x@Example.COM", "Ada.Lovelace+x@example.com"),
+        ("müller@bücher.example", "müller@bücher.example"),
+        ("x@xn--bcher-kva.example", "x@bücher.example"),
+    ],
+)
+def test_normalises_like_email_validator(address: str, normalised: str) -> None:
+    """ASCII and internationalised addresses come back in email-validator's normal form."""
+    assert normalise_email(address) == normalised
+
+
+@pytest.mark.parametrize(
+    "address", ["a@b.test", "a@localhost", "no-at-sign", "a@b.c1", "a..b@c.com"]
+)
+def test_rejects_what_email_validator_rejects(address: str) -> None:
+    """Reserved domains and malformed addresses are refused with a reason."""
+    with pytest.raises(ValueError, match="not a valid email address"):
+        normalise_email(address)
