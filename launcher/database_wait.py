@@ -2,19 +2,19 @@
 
 Connection-level failures (refused, reset, name not resolved, server starting up, timeouts)
 are retried with capped exponential backoff; authentication failures and a missing database
-are configuration errors and fail at once. asyncpg is imported only here, only for PostgreSQL.
+are configuration errors and fail at once. The first try uses the standard-library client in
+launcher/pgwire.py; whenever it is unsure, asyncpg (imported only then) decides.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from launcher import logs
+from launcher import logs, pgwire
 from launcher.errors import EXIT_CONFIG, EXIT_DATABASE_UNAVAILABLE, SupervisorError
 from service.database_url import DatabaseURL
 
@@ -46,6 +46,16 @@ def wait_for_database(
     """Connect within `timeout` seconds and read the version table, or raise SupervisorError."""
     if url.is_sqlite:
         return _read_sqlite(url)
+    try:
+        versions = pgwire.read_versions(
+            url, schema=schema, timeout=min(2.0, max(timeout, 0.5)),
+            application_name=application_name,
+        )
+        return DatabaseState(versions=versions)
+    except pgwire.Unsupported:
+        pass  # asyncpg below gives the authoritative answer, retries and error messages
+    import asyncio
+
     started = time.monotonic()
     delay = FIRST_DELAY_SECONDS
     last_progress = float("-inf")
@@ -155,7 +165,7 @@ def _read_sqlite(url: DatabaseURL) -> DatabaseState:
 
 
 def _describe_os_error(error: BaseException) -> str:
-    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+    if isinstance(error, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
         return "connection timed out"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING
 
 from launcher import logs, phases
-from launcher.child import ChildResult, run_child
 from launcher.database_wait import DatabaseState, wait_for_database
-from launcher.diagnosis import diagnose
 from launcher.errors import (
     EXIT_MIGRATION_FAILED,
     EXIT_MIGRATION_TIMEOUT,
@@ -22,6 +21,9 @@ from launcher.errors import (
 from launcher.revisions import read_revision_graph
 from launcher.settings import MIGRATIONS_DIR, Settings
 from launcher.signals import SignalState
+
+if TYPE_CHECKING:
+    from launcher.child import ChildResult
 
 REPORT_TAIL_LINES = 20
 
@@ -70,6 +72,8 @@ def upgrade_to_head(settings: Settings, signals: SignalState) -> None:
     """Run `alembic upgrade head` in a child and turn its failure into a SupervisorError."""
     phases.enter(phases.MIGRATING)
     logs.logger.info("migrating to head (alembic upgrade head)")
+    from launcher.child import run_child  # subprocess and selectors: only when migrating
+
     argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
     result = run_child(
         argv,
@@ -84,6 +88,7 @@ def upgrade_to_head(settings: Settings, signals: SignalState) -> None:
 
 
 def _raise_for_result(result: ChildResult, settings: Settings) -> None:
+    from launcher.diagnosis import diagnose
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
         raise SupervisorError(

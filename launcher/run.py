@@ -7,7 +7,6 @@ import socket
 import sys
 
 from launcher import logs, phases
-from launcher.child import run_child
 from launcher.errors import (
     EXIT_CANNOT_LISTEN,
     EXIT_MIGRATION_FAILED,
@@ -75,6 +74,8 @@ def check(settings: Settings) -> int:
 
 def _ask_alembic_for_pending(settings: Settings, signals) -> tuple[tuple[str, ...], list[str]]:
     """The slow, authoritative answer: `python -m migrations.status` in a child."""
+    from launcher.child import run_child
+
     phases.enter(phases.CHECKING)
     lines: list[str] = []
     result = run_child(
