@@ -138,9 +138,9 @@ def main() -> None:
 @click.argument("uvicorn_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- UVICORN_ARGS]...")
 def serve(**options: Any) -> None:
     """Wait for the database, migrate to head, then become uvicorn (same PID)."""
+    settings = _settings(options)  # checks the project files before anything imports them
     from launcher import run
 
-    settings = _settings(options)
     _guard(lambda: run.serve(settings))
 
 
@@ -148,9 +148,9 @@ def serve(**options: Any) -> None:
 @database_options
 def migrate(**options: Any) -> None:
     """Wait for the database, migrate to head, exit 0 (a release phase, a Job)."""
+    settings = _settings(options)  # checks the project files before anything imports them
     from launcher import run
 
-    settings = _settings(options)
     sys.exit(_guard(lambda: run.migrate(settings)))
 
 
@@ -158,9 +158,9 @@ def migrate(**options: Any) -> None:
 @database_options
 def check(**options: Any) -> None:
     """Exit 0 when the schema is at head, 1 listing pending revisions. Applies nothing."""
+    settings = _settings(options)  # checks the project files before anything imports them
     from launcher import run
 
-    settings = _settings(options)
     sys.exit(_guard(lambda: run.check(settings)))
 
 

@@ -48,7 +48,9 @@ def wait_for_database(
         return _read_sqlite(url)
     try:
         versions = pgwire.read_versions(
-            url, schema=schema, timeout=min(2.0, max(timeout, 0.5)),
+            url,
+            schema=schema,
+            timeout=min(2.0, max(timeout, 0.5)),
             application_name=application_name,
         )
         return DatabaseState(versions=versions)

@@ -10,7 +10,7 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
-from launcher import logs, phases
+from launcher import logs, pgwire, phases
 from launcher.database_wait import DatabaseState, wait_for_database
 from launcher.errors import (
     EXIT_MIGRATION_FAILED,
@@ -18,6 +18,8 @@ from launcher.errors import (
     SupervisorError,
     exit_code_for_signal,
 )
+from launcher.lock_key import LOCK_HOLDER_ENV
+from launcher.migration_lock import hold_migration_lock
 from launcher.revisions import read_revision_graph
 from launcher.settings import MIGRATIONS_DIR, Settings
 from launcher.signals import SignalState
@@ -68,27 +70,46 @@ def already_at_head(state: DatabaseState) -> bool:
     return False
 
 
-def upgrade_to_head(settings: Settings, signals: SignalState) -> None:
-    """Run `alembic upgrade head` in a child and turn its failure into a SupervisorError."""
+def upgrade_to_head(settings: Settings, signals: SignalState, *, recheck: bool) -> None:
+    """Under the migration lock, run `alembic upgrade head` in a child and turn its failure
+    into a SupervisorError. With `recheck`, no child starts if, once the lock is ours, the
+    database turns out to be at head already (another replica did the work)."""
     phases.enter(phases.MIGRATING)
-    logs.logger.info("migrating to head (alembic upgrade head)")
+    with hold_migration_lock(settings, signals, application_name("lock")) as lock:
+        stop_if_signalled(signals, "while waiting for the migration lock")
+        if lock is not None and recheck:
+            try:
+                versions = lock.session.versions(settings.schema)
+            except pgwire.Unsupported:
+                versions = None
+            if already_at_head(DatabaseState(versions=versions)):
+                return
+        _run_alembic(settings, signals, lock_holder=lock.holder_name if lock else None)
+    logs.logger.info("migrations applied: schema at head")
+
+
+def _run_alembic(settings: Settings, signals: SignalState, *, lock_holder: str | None) -> None:
     from launcher.child import run_child  # subprocess and selectors: only when migrating
 
+    logs.logger.info("migrating to head (alembic upgrade head)")
+    env = settings.child_environment(application_name("migrate"))
+    if lock_holder is not None:
+        env[LOCK_HOLDER_ENV] = lock_holder
     argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
     result = run_child(
         argv,
         cwd=settings.project_root,
-        env=settings.child_environment(application_name("migrate")),
+        env=env,
         timeout=settings.migration_timeout,
         signals=signals,
         log_format=settings.log_format,
     )
     _raise_for_result(result, settings)
-    logs.logger.info("migrations applied: schema at head")
 
 
 def _raise_for_result(result: ChildResult, settings: Settings) -> None:
     from launcher.diagnosis import diagnose
+
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
         raise SupervisorError(

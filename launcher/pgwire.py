@@ -11,6 +11,7 @@ answer and the error classification.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -29,26 +30,61 @@ class Unsupported(Exception):
     """Not something this client handles; use the full driver."""
 
 
-def read_versions(
-    url: DatabaseURL, *, schema: str, timeout: float, application_name: str
-) -> tuple[str, ...] | None:
-    """The rows of <schema>.alembic_version (None if there is no such table)."""
+class QueryError(Exception):
+    """The server refused a statement."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def connect(url: DatabaseURL, *, timeout: float, application_name: str) -> Session:
+    """An open, authenticated session; close it (or use `with`) when done."""
     query = parse_qs(urlsplit(url.url).query)
     if query or not url.username or not url.database or url.host.startswith("/"):
         raise Unsupported("TLS options, Unix sockets or implicit user")
     try:
-        with socket.create_connection((url.host, url.port), timeout=timeout) as sock:
-            session = _Session(sock)
-            session.start(url, application_name)
-            return session.versions(schema)
-    except (OSError, struct.error, ValueError, KeyError) as error:
+        sock = socket.create_connection((url.host, url.port), timeout=timeout)
+    except OSError as error:
         raise Unsupported(str(error)) from None
+    session = Session(sock)
+    try:
+        session.start(url, application_name)
+    except (OSError, struct.error, ValueError, KeyError) as error:
+        session.close()
+        raise Unsupported(str(error)) from None
+    except BaseException:
+        session.close()
+        raise
+    return session
 
 
-class _Session:
+def read_versions(
+    url: DatabaseURL, *, schema: str, timeout: float, application_name: str
+) -> tuple[str, ...] | None:
+    """The rows of <schema>.alembic_version (None if there is no such table)."""
+    with connect(url, timeout=timeout, application_name=application_name) as session:
+        return session.versions(schema)
+
+
+class Session:
+    """One connection speaking the simple query protocol; every statement autocommits."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Terminate politely; the server drops a session lock with the session."""
+        with contextlib.suppress(OSError):
+            self._send(b"X", b"")
+        self.sock.close()
 
     def _send(self, kind: bytes, payload: bytes) -> None:
         self.sock.sendall(kind + struct.pack("!I", len(payload) + 4) + payload)
@@ -116,25 +152,52 @@ class _Session:
             else:
                 raise Unsupported(f"authentication method {method}")
 
-    def versions(self, schema: str) -> tuple[str, ...] | None:
-        self._send(b"Q", f'SELECT version_num FROM "{schema}".alembic_version\0'.encode())
-        rows: list[str] = []
-        missing = False
+    def query(self, sql: str) -> list[tuple[str | None, ...]]:
+        """Run one statement; its rows as text. A server error raises QueryError."""
+        try:
+            return self._query(sql)
+        except (OSError, struct.error, ValueError) as error:
+            raise Unsupported(str(error)) from None
+
+    def _query(self, sql: str) -> list[tuple[str | None, ...]]:
+        self._send(b"Q", sql.encode() + b"\0")
+        rows: list[tuple[str | None, ...]] = []
+        error: bytes | None = None
         while True:
             kind, payload = self._receive()
             if kind == b"D":
-                (count,) = struct.unpack("!H", payload[:2])
-                (size,) = struct.unpack("!i", payload[2:6])
-                if count != 1 or size < 0:
-                    raise Unsupported("unexpected row")
-                rows.append(payload[6 : 6 + size].decode())
+                rows.append(_data_row(payload))
             elif kind == b"E":
-                if _error_code(payload) not in (_UNDEFINED_TABLE, _INVALID_SCHEMA):
-                    raise Unsupported(_error_code(payload).decode())
-                missing = True
-            elif kind == b"Z":
-                self._send(b"X", b"")  # Terminate
-                return None if missing else tuple(sorted(rows))
+                error = _error_code(payload)
+            elif kind == b"Z":  # ReadyForQuery: the statement is over
+                if error is not None:
+                    raise QueryError(error.decode())
+                return rows
+
+    def versions(self, schema: str) -> tuple[str, ...] | None:
+        """The rows of <schema>.alembic_version, None when the table does not exist."""
+        try:
+            rows = self.query(f'SELECT version_num FROM "{schema}".alembic_version')
+        except QueryError as error:
+            if error.sqlstate.encode() in (_UNDEFINED_TABLE, _INVALID_SCHEMA):
+                return None
+            raise Unsupported(error.sqlstate) from None
+        return tuple(sorted(str(row[0]) for row in rows))
+
+
+def _data_row(payload: bytes) -> tuple[str | None, ...]:
+    (count,) = struct.unpack("!H", payload[:2])
+    values: list[str | None] = []
+    offset = 2
+    for _ in range(count):
+        (size,) = struct.unpack("!i", payload[offset : offset + 4])
+        offset += 4
+        if size < 0:
+            values.append(None)
+        else:
+            values.append(payload[offset : offset + size].decode())
+            offset += size
+    return tuple(values)
 
 
 def _error_code(payload: bytes) -> bytes:

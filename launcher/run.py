@@ -36,7 +36,7 @@ def serve(settings: Settings) -> None:
         else:
             state = wait_for(settings, signals)
             if settings.always_migrate or not already_at_head(state):
-                upgrade_to_head(settings, signals)
+                upgrade_to_head(settings, signals, recheck=not settings.always_migrate)
         stop_if_signalled(signals, "before the server started")
         phases.enter(phases.STARTING)
         ensure_port_free(settings.host, settings.port)
@@ -49,7 +49,7 @@ def migrate(settings: Settings) -> int:
     """Wait for the database and migrate to head in a child; never starts the server."""
     with capture_signals() as signals:
         wait_for(settings, signals)
-        upgrade_to_head(settings, signals)
+        upgrade_to_head(settings, signals, recheck=False)
     return EXIT_OK
 
 

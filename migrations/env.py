@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from launcher.lock_key import LOCK_HOLDER_ENV
 from migrations.locking import (
     BlockerWatch,
     postgres_migration_lock,
@@ -133,7 +135,10 @@ def _is_lock_timeout(error: DBAPIError) -> bool:
 
 
 async def _migrate_postgres(engine: AsyncEngine, settings: MigrationSettings) -> None:
-    async with postgres_migration_lock(engine, schema=settings.schema) as lock_connection:
+    held_by = os.environ.get(LOCK_HOLDER_ENV)
+    async with postgres_migration_lock(
+        engine, schema=settings.schema, held_by=held_by
+    ) as lock_connection:
         attempts = settings.lock_retries + 1
         for attempt in range(1, attempts + 1):
             async with engine.connect() as connection:

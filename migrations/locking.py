@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -20,32 +19,19 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from launcher.lock_key import advisory_lock_key, holder_query
+
 logger = logging.getLogger("migrations.lock")
 
 POLL_INTERVAL_SECONDS = 0.25
 LOG_EVERY_SECONDS = 5.0
 
-_HOLDER_QUERY = text(
-    """
-    SELECT a.pid, a.application_name, a.state
-    FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.classid = :high AND l.objid = :low
-    """
-)
 _BLOCKERS_QUERY = text(
     """
     SELECT pid, application_name, state, left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
     FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(:pid))
     """
 )
-
-
-def advisory_lock_key(database: str, schema: str) -> int:
-    """A stable, non-negative 63-bit key per database and schema."""
-    digest = hashlib.blake2b(f"migrations\0{database}\0{schema}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 @dataclass(frozen=True)
@@ -68,17 +54,25 @@ class Session:
 
 @asynccontextmanager
 async def postgres_migration_lock(
-    engine: AsyncEngine, *, schema: str
+    engine: AsyncEngine, *, schema: str, held_by: str | None = None
 ) -> AsyncIterator[AsyncConnection]:
     """Hold a session-level advisory lock on a dedicated autocommit connection.
 
     It polls pg_try_advisory_lock() rather than blocking in pg_advisory_lock(): a session
     blocked inside the latter can deadlock against CREATE INDEX CONCURRENTLY run by the holder.
+    `held_by` names a session (the launcher's) said to hold the lock for us already: if it
+    really does, we migrate under its lock; otherwise we take the lock ourselves.
     """
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         database = (await connection.execute(text("SELECT current_database()"))).scalar_one()
         key = advisory_lock_key(database, schema)
+        if held_by:
+            holder = await _lock_holder(connection, key)
+            if holder is not None and holder.application_name == held_by:
+                logger.info("migration lock on schema %s held for this run by %s", schema, held_by)
+                yield connection
+                return
         started = time.monotonic()
         last_log = float("-inf")
         try_lock = text("SELECT pg_try_advisory_lock(:key)")
@@ -104,9 +98,7 @@ async def postgres_migration_lock(
 
 
 async def _lock_holder(connection: AsyncConnection, key: int) -> Session | None:
-    row = (
-        await connection.execute(_HOLDER_QUERY, {"high": key >> 32, "low": key & 0xFFFF_FFFF})
-    ).first()
+    row = (await connection.execute(text(holder_query(key)))).first()
     return Session(pid=row[0], application_name=row[1], state=row[2]) if row else None
 
 
