@@ -11,6 +11,9 @@ wait for it, find the schema at head, and exec uvicorn; all of them then start u
 same two cores. Rounds are interleaved and alternate which scenario goes first; the median over
 rounds is reported with min and max, and the ratio many/one.
 
+Also measured, as the floor: the same number of bare uvicorns on a database migrated
+beforehand (no launcher, no migration), which shows what start-up CPU alone costs here.
+
 Target: many/one <= 2.
 """
 
@@ -29,21 +32,28 @@ from bench.common import PROJECT_ROOT, BenchError
 TARGET_RATIO = 2.0
 
 
-def run_scenario(admin_url: str, launchers: int, timeout: float) -> tuple[float, list[float]]:
-    """Seconds until all `launchers` serve (from the first launch), and each one's own time."""
+def run_scenario(
+    admin_url: str, launchers: int, timeout: float, *, bare: bool = False
+) -> tuple[float, list[float]]:
+    """Seconds until all `launchers` serve (from the first launch), and each one's own time.
+
+    With `bare`, plain uvicorns on a database migrated beforehand: the floor that start-up CPU
+    alone sets on this machine, with no launcher and no migration at all."""
     with common.throwaway_database(admin_url, f"replicas{launchers}") as url:
         env = common.server_environment(url)
+        if bare:
+            common.alembic(PROJECT_ROOT, url, "upgrade", "head")
         ports = common.free_ports(launchers)
         servers: list[common.Server] = []
         try:
             for index, port in enumerate(ports):
+                argv = (
+                    common.uvicorn_argv("service.main:app", PROJECT_ROOT, port)
+                    if bare
+                    else common.supervisor_argv(PROJECT_ROOT, port)
+                )
                 servers.append(
-                    common.Server(
-                        f"launcher {index + 1} of {launchers}",
-                        common.supervisor_argv(PROJECT_ROOT, port),
-                        port=port,
-                        env=env,
-                    )
+                    common.Server(f"server {index + 1} of {launchers}", argv, port=port, env=env)
                 )
             own = common.wait_until_serving(servers, timeout)
         finally:
@@ -72,15 +82,16 @@ def main() -> int:
     if args.rounds < 1 or args.launchers < 2:
         parser.error("--rounds must be at least 1 and --launchers at least 2")
     print(common.machine_line("start"), flush=True)
-    scenarios = (1, args.launchers)
-    totals: dict[int, list[float]] = {count: [] for count in scenarios}
+    scenarios = [(1, False), (args.launchers, False), (1, True), (args.launchers, True)]
+    totals: dict[tuple[int, bool], list[float]] = {scenario: [] for scenario in scenarios}
     for number in range(args.rounds):
         line = []
-        for count in common.rotated(scenarios, number):
-            everyone, own = run_scenario(args.admin_url, count, args.timeout)
-            totals[count].append(everyone)
+        for count, bare in common.rotated(scenarios, number):
+            everyone, own = run_scenario(args.admin_url, count, args.timeout, bare=bare)
+            totals[(count, bare)].append(everyone)
+            kind = "bare uvicorn" if bare else "launcher"
             line.append(
-                f"{count} launcher{'s' if count > 1 else ''}: {everyone * 1000:.0f} ms"
+                f"{count} {kind}{'s' if count > 1 else ''}: {everyone * 1000:.0f} ms"
                 + (f" (each {min(own) * 1000:.0f}..{max(own) * 1000:.0f})" if count > 1 else "")
             )
         print(f"round {number + 1}: " + ", ".join(line), flush=True)
@@ -88,23 +99,30 @@ def main() -> int:
     print(common.machine_line("end"))
     print()
     rows = []
-    for count in scenarios:
-        median, low, high = common.summary(totals[count])
-        name = "one launcher" if count == 1 else f"{count} launchers at once"
-        rows.append([name, len(totals[count])] + [f"{v * 1000:.0f}" for v in (median, low, high)])
+    for count, bare in scenarios:
+        median, low, high = common.summary(totals[(count, bare)])
+        kind = "bare uvicorn (at head)" if bare else "launcher"
+        name = f"one {kind}" if count == 1 else f"{count} x {kind} at once"
+        samples = totals[(count, bare)]
+        rows.append([name, len(samples)] + [f"{v * 1000:.0f}" for v in (median, low, high)])
     common.print_table(
         ["fresh database, until all serve", "runs", "median ms", "min ms", "max ms"], rows
     )
-    ratio = statistics.median(totals[args.launchers]) / statistics.median(totals[1])
+
+    def ratio(bare: bool) -> float:
+        many = statistics.median(totals[(args.launchers, bare)])
+        return many / statistics.median(totals[(1, bare)])
+
     print()
     print(
         common.ratio_line(
-            f"{args.launchers} at once / one alone",
-            ratio,
+            f"{args.launchers} launchers at once / one alone",
+            ratio(False),
             target=f"<= {TARGET_RATIO:g}",
-            met=ratio <= TARGET_RATIO,
+            met=ratio(False) <= TARGET_RATIO,
         )
     )
+    print(f"floor: {args.launchers} bare uvicorns at once / one alone  {ratio(True):.3f}")
     return 0
 
 

@@ -15,10 +15,10 @@ from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
-from sqlalchemy import event, pool, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from launcher.lock_key import LOCK_HOLDER_ENV
 from migrations.locking import (
@@ -26,7 +26,7 @@ from migrations.locking import (
     postgres_migration_lock,
     sqlite_migration_lock,
 )
-from migrations.settings import MigrationSettings
+from migrations.settings import MigrationSettings, create_migration_engine
 from service.tables import metadata
 
 logger = logging.getLogger("migrations.env")
@@ -53,7 +53,7 @@ def _configure_options(settings: MigrationSettings) -> dict:
         options["version_table_schema"] = settings.schema
     else:
         # SQLite cannot ALTER most things; batch mode copies the table instead. Its DDL is
-        # transactional once we issue BEGIN ourselves (see _create_engine).
+        # transactional once we issue BEGIN ourselves (see create_migration_engine).
         options["render_as_batch"] = True
         options["transactional_ddl"] = True
     return options
@@ -78,34 +78,6 @@ def do_run_migrations(connection: Connection, settings: MigrationSettings) -> No
     context.configure(connection=connection, **_configure_options(settings))
     with context.begin_transaction():
         context.run_migrations()
-
-
-def _create_engine(settings: MigrationSettings) -> AsyncEngine:
-    connect_args: dict = {}
-    if settings.url.is_postgres:
-        connect_args["server_settings"] = {
-            "search_path": settings.schema,
-            "application_name": settings.application_name,
-        }
-    engine = create_async_engine(
-        settings.url.url, poolclass=pool.NullPool, connect_args=connect_args
-    )
-    if settings.url.is_sqlite:
-        _make_sqlite_ddl_transactional(engine)
-    return engine
-
-
-def _make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:
-    """The sqlite3 module commits before DDL on its own; take BEGIN/COMMIT into our hands so a
-    failing revision rolls back whole, as on PostgreSQL."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _no_implicit_transactions(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
 
 
 async def _prepare_postgres_session(
@@ -173,7 +145,7 @@ async def _migrate_postgres(engine: AsyncEngine, settings: MigrationSettings) ->
 
 
 async def run_async_migrations(settings: MigrationSettings) -> None:
-    engine = _create_engine(settings)
+    engine = create_migration_engine(settings)
     try:
         if settings.url.is_postgres:
             await _migrate_postgres(engine, settings)

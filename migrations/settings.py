@@ -1,4 +1,4 @@
-"""What the migration environment reads from its process environment.
+"""What the migration environment reads from its process environment, and its engine.
 
 The launcher passes everything here through the environment, never through argv, so a
 password never shows in a process list.
@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from sqlalchemy import event, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.database_url import (
     DEFAULT_SCHEMA,
@@ -56,3 +60,32 @@ class MigrationSettings:
                 "MIGRATION_APPLICATION_NAME", f"alembic migrate pid={os.getpid()}"
             )[:63],
         )
+
+
+def create_migration_engine(settings: MigrationSettings) -> AsyncEngine:
+    """An engine without a pool (one migration run, then disposed) in the right schema."""
+    connect_args: dict = {}
+    if settings.url.is_postgres:
+        connect_args["server_settings"] = {
+            "search_path": settings.schema,
+            "application_name": settings.application_name,
+        }
+    engine = create_async_engine(
+        settings.url.url, poolclass=pool.NullPool, connect_args=connect_args
+    )
+    if settings.url.is_sqlite:
+        _make_sqlite_ddl_transactional(engine)
+    return engine
+
+
+def _make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:
+    """The sqlite3 module commits before DDL on its own; take BEGIN/COMMIT into our hands so a
+    failing revision rolls back whole, as on PostgreSQL."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")

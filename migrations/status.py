@@ -14,11 +14,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import pool
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from migrations.settings import MigrationSettings
+from migrations.settings import MigrationSettings, create_migration_engine
 from service.database_url import PROJECT_ROOT
 
 
@@ -28,15 +26,7 @@ def _current_heads(connection: Connection, settings: MigrationSettings) -> tuple
 
 
 async def _read_current(settings: MigrationSettings) -> tuple[str, ...]:
-    connect_args = {}
-    if settings.url.is_postgres:
-        connect_args["server_settings"] = {
-            "search_path": settings.schema,
-            "application_name": settings.application_name,
-        }
-    engine = create_async_engine(
-        settings.url.url, poolclass=pool.NullPool, connect_args=connect_args
-    )
+    engine = create_migration_engine(settings)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(_current_heads, settings)
