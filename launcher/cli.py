@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from launcher import logs, phases
-from launcher.errors import EXIT_CONFIG, SupervisorError
+from launcher.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
 from launcher.settings import ALEMBIC_INI, MIGRATIONS_DIR, Settings
 from service.database_url import (
     DEFAULT_SCHEMA,
@@ -172,6 +173,8 @@ def _settings(options: dict[str, Any]) -> Settings:
     except DatabaseURLError as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
     logs.add_secret(url.password)
+    if url.password:  # and as it is written in a URL
+        logs.add_secret(quote(url.password, safe=""))
     problem = project_files_problem()
     if problem:
         _fail(SupervisorError(f"configuration error: {problem}", EXIT_CONFIG))
@@ -207,6 +210,9 @@ def _guard(action: Callable[[], int | None]) -> int:
         return action() or 0
     except SupervisorError as error:
         _fail(error)
+    except Exception as error:  # a bug: still one line, and never an exit code that means more
+        logs.logger.exception("internal error: %s: %s", type(error).__name__, error)
+        _fail(SupervisorError("internal error (see the traceback above)", EXIT_INTERNAL))
 
 
 def _fail(error: SupervisorError) -> None:

@@ -143,6 +143,12 @@ async def _read_postgres(
         return DatabaseState(versions=tuple(sorted(row[0] for row in rows)))
     except (OSError, asyncpg.ConnectionDoesNotExistError) as error:
         raise RetryableError(_describe_os_error(error)) from None
+    except asyncpg.PostgresError as error:  # e.g. no USAGE on the schema for this role
+        raise SupervisorError(
+            f"cannot read {schema}.alembic_version as {url.username or '(default)'!r}: "
+            f"{_first_line(error)}",
+            EXIT_CONFIG,
+        ) from None
     finally:
         await connection.close(timeout=2)
 

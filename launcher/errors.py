@@ -6,6 +6,7 @@ EXIT_USAGE = 2
 EXIT_MIGRATION_FAILED = 3
 EXIT_MIGRATION_TIMEOUT = 4
 EXIT_DATABASE_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
+EXIT_INTERNAL = 70  # sysexits EX_SOFTWARE: a bug in the launcher itself
 EXIT_CANNOT_LISTEN = 75  # sysexits EX_TEMPFAIL: the port is taken, a later try may succeed
 EXIT_CONFIG = 78  # sysexits EX_CONFIG
 

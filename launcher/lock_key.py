@@ -6,8 +6,9 @@ sys.path there).
 
 import hashlib
 
-# Set by the launcher for its alembic child when the launcher itself holds the lock: the
-# application_name of the session holding it. env.py then checks that holder and does not wait.
+# Set by the launcher for its alembic child when the launcher itself holds the lock: the server
+# pid of the session holding it. env.py checks in pg_locks that this session holds it, and only
+# then migrates without taking the lock itself.
 LOCK_HOLDER_ENV = "MIGRATION_LOCK_HOLDER"
 
 

@@ -84,17 +84,17 @@ def upgrade_to_head(settings: Settings, signals: SignalState, *, recheck: bool) 
                 versions = None
             if already_at_head(DatabaseState(versions=versions)):
                 return
-        _run_alembic(settings, signals, lock_holder=lock.holder_name if lock else None)
+        _run_alembic(settings, signals, lock_holder=lock.backend_pid if lock else None)
     logs.logger.info("migrations applied: schema at head")
 
 
-def _run_alembic(settings: Settings, signals: SignalState, *, lock_holder: str | None) -> None:
+def _run_alembic(settings: Settings, signals: SignalState, *, lock_holder: int | None) -> None:
     from launcher.child import run_child  # subprocess and selectors: only when migrating
 
     logs.logger.info("migrating to head (alembic upgrade head)")
     env = settings.child_environment(application_name("migrate"))
     if lock_holder is not None:
-        env[LOCK_HOLDER_ENV] = lock_holder
+        env[LOCK_HOLDER_ENV] = str(lock_holder)
     argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
     result = run_child(
         argv,

@@ -5,7 +5,8 @@ of imports each, on shared cores) only for seven of them to queue on env.py's lo
 nothing to do. Instead each launcher first takes the same advisory lock on a light connection
 of its own (launcher/pgwire.py): the first one migrates; the others wait, read the version
 again once the lock is theirs, and start no child at all when the work is done. The child is
-told which session holds the lock for it (MIGRATION_LOCK_HOLDER) and checks that for itself.
+told which session holds the lock for it (MIGRATION_LOCK_HOLDER, the session's server pid)
+and checks in pg_locks that this very session holds it.
 
 A lock session dies with the launcher, so a crash never leaves the lock behind. Whenever the
 light client cannot be used (TLS, other authentication), nothing is held here and env.py takes
@@ -32,7 +33,7 @@ LOG_EVERY_SECONDS = 5.0
 @dataclass(frozen=True)
 class HeldLock:
     session: pgwire.Session
-    holder_name: str  # the application_name the child can look for in pg_stat_activity
+    backend_pid: int  # the lock session's server pid, which the child checks in pg_locks
 
 
 @contextmanager
@@ -51,10 +52,17 @@ def hold_migration_lock(
         return
     with session:
         try:
+            backend_pid = int(str(session.query("SELECT pg_backend_pid()")[0][0]))
             acquired = _acquire(session, settings, signals)
         except (pgwire.Unsupported, pgwire.QueryError):
             acquired = False
-        yield HeldLock(session, application_name) if acquired else None
+        if not acquired:
+            # The server may have granted a lock whose reply we never read: end the session,
+            # or env.py would wait on our own lock.
+            session.close()
+            yield None
+            return
+        yield HeldLock(session, backend_pid)
 
 
 def _acquire(session: pgwire.Session, settings: Settings, signals: SignalState) -> bool:

@@ -103,11 +103,14 @@ def _server_gone(pidfd: int, timeout: float) -> bool:
 
 
 def _accepts(target: tuple[str, int]) -> bool:
+    """False only once the port refuses: a slow or full accept queue is not a shutdown."""
     try:
         with socket.create_connection(target, timeout=1):
             return True
-    except OSError:
+    except ConnectionRefusedError:
         return False
+    except OSError:
+        return True
 
 
 def _answers_http(target: tuple[str, int]) -> bool:

@@ -82,6 +82,8 @@ class Session:
 
     def close(self) -> None:
         """Terminate politely; the server drops a session lock with the session."""
+        if self.sock.fileno() == -1:
+            return  # closed already
         with contextlib.suppress(OSError):
             self._send(b"X", b"")
         self.sock.close()

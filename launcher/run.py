@@ -41,6 +41,8 @@ def serve(settings: Settings) -> None:
         phases.enter(phases.STARTING)
         ensure_port_free(settings.host, settings.port)
         stop_if_signalled(signals, "before the server started")
+    # A signal that came after the last check but before the handlers were restored.
+    stop_if_signalled(signals, "before the server started")
     # The original dispositions are back: exec must not inherit our handlers' absence.
     exec_uvicorn(settings)
 

@@ -60,8 +60,8 @@ async def postgres_migration_lock(
 
     It polls pg_try_advisory_lock() rather than blocking in pg_advisory_lock(): a session
     blocked inside the latter can deadlock against CREATE INDEX CONCURRENTLY run by the holder.
-    `held_by` names a session (the launcher's) said to hold the lock for us already: if it
-    really does, we migrate under its lock; otherwise we take the lock ourselves.
+    `held_by` is the server pid of a session (the launcher's) said to hold the lock for us
+    already: if that session really does, we migrate under its lock; otherwise we take it.
     """
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -69,8 +69,12 @@ async def postgres_migration_lock(
         key = advisory_lock_key(database, schema)
         if held_by:
             holder = await _lock_holder(connection, key)
-            if holder is not None and holder.application_name == held_by:
-                logger.info("migration lock on schema %s held for this run by %s", schema, held_by)
+            if holder is not None and str(holder.pid) == held_by.strip():
+                logger.info(
+                    "migration lock on schema %s held for this run by %s",
+                    schema,
+                    holder.describe(),
+                )
                 yield connection
                 return
         started = time.monotonic()

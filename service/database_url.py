@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "app.db"
@@ -121,7 +121,26 @@ def parse_database_url(raw: str | None) -> DatabaseURL:
         raise DatabaseURLError("malformed PostgreSQL URL: no host")
     if not parts.path.strip("/"):
         raise DatabaseURLError("malformed PostgreSQL URL: no database name")
-    return DatabaseURL(urlunsplit(parts))
+    return DatabaseURL(urlunsplit(parts._replace(netloc=_encoded_netloc(parts))))
+
+
+def _encoded_netloc(parts: SplitResult) -> str:
+    """user:password@host:port with the credentials percent-encoded once.
+
+    A password holding a raw @ or : (postgres://app:p@ss@db/x) is read one way by asyncpg and
+    another by SQLAlchemy; encoded, every parser agrees.
+    """
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host += f":{parts.port}"
+    if parts.username is None and parts.password is None:
+        return host
+    credentials = quote(unquote(parts.username or ""), safe="")
+    if parts.password is not None:
+        credentials += ":" + quote(unquote(parts.password), safe="")
+    return f"{credentials}@{host}"
 
 
 def _absolute_sqlite_path(parts: SplitResult) -> str:

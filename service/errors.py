@@ -18,6 +18,7 @@ from service.store import Unavailable
 logger = logging.getLogger("service.errors")
 
 UNAVAILABLE = {"detail": "database unavailable, try again shortly"}
+INTERNAL_ERROR = {"detail": "internal server error"}
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -33,7 +34,7 @@ async def _internal_error(request: Request, error: Exception) -> JSONResponse:
         request.url.path,
         exc_info=error,
     )
-    return JSONResponse({"detail": "internal server error"}, status_code=500)
+    return JSONResponse(INTERNAL_ERROR, status_code=500)
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ the tests drive both lanes and compare their answers.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,11 +20,13 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from service.body_limit import send_413
-from service.errors import UNAVAILABLE
+from service.errors import INTERNAL_ERROR, UNAVAILABLE
 from service.routers.users import EMAIL_TAKEN, MAX_ID
 from service.schemas import UserCreate
 from service.store import EmailTaken, Unavailable
 
+logger = logging.getLogger("service.fast_lane")
+_DISCONNECTED = b"\0disconnected"  # a sentinel no real body can be (it is not JSON)
 _validate_create = TypeAdapter(UserCreate).validate_json
 _to_json = TypeAdapter(dict[str, Any]).dump_json
 _USER_PREFIX = "/users/"
@@ -57,13 +60,20 @@ class FastLane:
         except Unavailable:
             await _send_json(send, 503, UNAVAILABLE, retry_after=True)
             return True
+        except Exception:  # anything else: FastAPI's route runs it again and shapes the 500
+            return False
         if user is None:
             return False  # FastAPI's route answers the 404
         await _send_json(send, 200, user)
         return True
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _declared_length(scope) > self.max_body_bytes:
+            await send_413(send)  # before reading a byte (and before any 100 Continue)
+            return
         body = await self._read_body(receive)
+        if body is _DISCONNECTED:
+            return  # the client left before sending it all: nothing to create, no one to answer
         if body is None:
             await send_413(send)
             return
@@ -78,17 +88,21 @@ class FastLane:
             await _send_json(send, 409, EMAIL_TAKEN)
         except Unavailable:
             await _send_json(send, 503, UNAVAILABLE, retry_after=True)
+        except Exception:
+            logger.exception("unhandled error on POST /users")
+            await _send_json(send, 500, INTERNAL_ERROR)
         else:
             await _send_json(send, 201, user)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole body, or None once it passes the limit (it is not read further)."""
+        """The whole body; None once it passes the limit (it is not read further), or
+        _DISCONNECTED when the client went away before its end."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return _DISCONNECTED
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -97,6 +111,13 @@ class FastLane:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0  # a bad header is FastAPI's to judge
+    return 0
 
 
 def _parse_id(text: str) -> int | None:

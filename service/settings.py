@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     database_schema: str = DEFAULT_SCHEMA
     # Pool sizing per worker: enough for wrk's concurrency without queueing on the pool.
     database_pool_size: int = 20
-    # A request never waits longer than this for the database (connect or a free pooled slot).
+    # Seconds to connect, and for one statement, before a request gets its 503.
     database_timeout: float = 5.0
     # Requests bodies above this size get 413 before they are read whole.
     max_body_bytes: int = 64 * 1024

@@ -93,7 +93,9 @@ class PostgresStore:
             "min_size": 0,
             "max_size": settings.database_pool_size,
             "timeout": settings.database_timeout,
-            "command_timeout": settings.database_timeout * 6,
+            # Every statement here is a single-row lookup or write: a server that takes longer
+            # than this is not answering, and the request gets its 503 within that bound.
+            "command_timeout": settings.database_timeout,
             "server_settings": {
                 "search_path": settings.database_schema,
                 "application_name": f"{APPLICATION_NAME} pid={os.getpid()}",
@@ -105,13 +107,15 @@ class PostgresStore:
         }
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        # The errors that mean the server or the connection is gone, not that the query is bad.
+        # The errors that mean the server or the connection is gone or full, not that the
+        # query is bad: connection exceptions (class 08), too many connections and other
+        # resource limits (53), shutdown and starting up (57P), network errors and timeouts.
         self._connection_errors = (
             OSError,
             TimeoutError,
             asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError,
+            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.InsufficientResourcesError,
             asyncpg.OperatorInterventionError,
         )
 
@@ -123,10 +127,10 @@ class PostgresStore:
         return self._pool
 
     async def _fetch(self, statement: str, *args: Any, idempotent: bool = True) -> list:
-        # A read that met a connection the server dropped (a restart) is retried once on a
+        # A read that met a connection the server had dropped (a restart) is retried once on a
         # fresh connection, so a recovered database answers at once instead of with a 503.
-        attempts = 2 if idempotent else 1
-        for attempt in range(attempts):
+        # Timeouts are not retried: that would double the wait on a server that hangs.
+        for attempt in (1, 2):
             try:
                 pool = await self._get_pool()
                 # No acquire timeout of its own: connecting is bounded by `timeout`, a query by
@@ -135,9 +139,11 @@ class PostgresStore:
                     return await connection.fetch(SQL[statement], *args)
             except self._asyncpg.UniqueViolationError:
                 raise EmailTaken from None
-            except self._connection_errors as error:
-                if attempt + 1 == attempts:
+            except self._asyncpg.ConnectionDoesNotExistError as error:
+                if attempt == 2 or not idempotent:
                     raise Unavailable(type(error).__name__) from None
+            except self._connection_errors as error:
+                raise Unavailable(type(error).__name__) from None
         raise AssertionError("unreachable")
 
     async def get(self, user_id: int) -> User | None:

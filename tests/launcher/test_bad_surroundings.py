@@ -64,3 +64,25 @@ def test_taken_port_is_75_before_anything_is_applied(
     assert f"cannot listen on 127.0.0.1:{port}" in line and "in use" in line
     assert applied_versions(sqlite_url) == []
     assert http_status(port) is None
+
+
+def test_role_without_access_to_the_schema_is_78(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """A role that may connect but not read the schema: exit 78 naming the role, one line."""
+    import uuid
+
+    from tests import postgres
+
+    assert _run(["migrate"], postgres_url, project_copy, tmp_path / "0").process.returncode == 0
+    role = f"no_access_{uuid.uuid4().hex[:8]}"
+    postgres.execute(postgres_url, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        url = DatabaseURL(postgres_url.url.replace("://postgres@", f"://{role}@"))
+        launcher = _run(["check"], url, project_copy, tmp_path / "1")
+    finally:
+        postgres.execute(postgres_url, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"')
+    assert launcher.process.returncode == 78
+    (line,) = _error_lines(launcher.output)
+    assert f"cannot read test_app.alembic_version as '{role}'" in line
+    assert "Traceback" not in launcher.output

@@ -56,7 +56,8 @@ def test_eight_launchers_migrate_once_and_all_serve(
     assert joined.count("Running upgrade 0001 -> 0002") == 1
     assert "waiting for the migration lock" in joined
     # The launchers hold the lock themselves: one alembic child ran, under its parent's lock.
-    assert joined.count("held for this run by supervisor lock pid=") == 1
+    assert joined.count("held for this run by pid") == 1
+    assert "(application_name 'supervisor lock pid=" in joined
     assert joined.count("migrating to head (alembic upgrade head)") == 1
     assert applied_versions(postgres_url) == ["0002"]
 

@@ -5,7 +5,10 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
+
+import pytest
 
 from service.database_url import DatabaseURL
 from tests import postgres
@@ -102,3 +105,32 @@ def test_concurrent_creates_with_one_email(
     finally:
         launcher.stop()
     assert sorted(results) == [201] + [409] * 19
+
+
+def test_connection_limit_is_503_not_500(
+    postgres_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role at its connection limit gets JSON 503s on every route, never a 500."""
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+    from service.settings import get_settings
+    from tests.processes import run_alembic
+
+    assert run_alembic(postgres_url, "upgrade", "head").returncode == 0
+    role = f"limited_{uuid.uuid4().hex[:8]}"
+    postgres.execute(postgres_url, f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+    monkeypatch.setenv("DATABASE_URL", postgres_url.url.replace("://postgres@", f"://{role}@"))
+    get_settings.cache_clear()
+    try:
+        with TestClient(create_app(), raise_server_exceptions=False) as client:
+            responses = [
+                client.get("/users/1"),
+                client.get("/users"),
+                client.post("/users", json={"name": "L", "email": "l@example.com"}),
+            ]
+    finally:
+        get_settings.cache_clear()
+        postgres.execute(postgres_url, f'DROP ROLE "{role}"')
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert all(r.json()["detail"].startswith("database unavailable") for r in responses)
