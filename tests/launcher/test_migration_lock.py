@@ -62,6 +62,18 @@ def test_eight_launchers_migrate_once_and_all_serve(
     assert applied_versions(postgres_url) == ["0002"]
 
 
+ADD_NICKNAME = """
+        op.add_column("users", sa.Column("nickname", sa.String(50)))
+"""
+
+
+def _at_0001_with_pending_0002(url: DatabaseURL, root: Path, tmp_path: Path, body: str) -> None:
+    """The database migrated to 0001, then a revision 0002 (with this body) added to the code."""
+    launcher = Launcher(["migrate"], env=launcher_env(url), root=root, log_path=tmp_path / "0")
+    assert launcher.wait() == 0, launcher.output
+    add_revision(root, "0002", "0001", body)
+
+
 class TableLockHolder:
     """Another session that holds a lock on test_app.users inside an open transaction."""
 
@@ -84,16 +96,7 @@ def test_lock_timeout_fails_cleanly_and_names_the_blocker(
     postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
 ) -> None:
     """DDL behind a held table lock: retried, then exit 3 naming the blocker; nothing applied."""
-    env = launcher_env(postgres_url)
-    assert Launcher(["migrate"], env=env, root=project_copy, log_path=tmp_path / "0").wait() == 0
-    add_revision(
-        project_copy,
-        "0002",
-        "0001",
-        """
-        op.add_column("users", sa.Column("nickname", sa.String(50)))
-    """,
-    )
+    _at_0001_with_pending_0002(postgres_url, project_copy, tmp_path, ADD_NICKNAME)
     holder = TableLockHolder(postgres_url)
     try:
         env = launcher_env(postgres_url, MIGRATION_LOCK_RETRIES="2", MIGRATION_LOCK_RETRY_DELAY="1")
@@ -131,13 +134,12 @@ def test_killed_migrator_releases_the_lock_within_seconds(
 ) -> None:
     """SIGKILL to a launcher mid-statement: the next one gets the lock and applies the revision."""
     env = launcher_env(postgres_url)
-    assert Launcher(["migrate"], env=env, root=project_copy, log_path=tmp_path / "0").wait() == 0
-    add_revision(
+    _at_0001_with_pending_0002(
+        postgres_url,
         project_copy,
-        "0002",
-        "0001",
-        """
-        op.add_column("users", sa.Column("nickname", sa.String(50)))
+        tmp_path,
+        ADD_NICKNAME
+        + """
         if os.environ.get("SLOW_REVISION"):
             print("long statement started", flush=True)
             op.execute("SELECT pg_sleep(60)")
