@@ -17,8 +17,9 @@ import asyncio
 import os
 import re
 import sqlite3
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from service.database_url import DatabaseURL
 from service.settings import Settings
@@ -50,14 +51,36 @@ class EmailTaken(Exception):
     """The email belongs to another user."""
 
 
-class UserStore(Protocol):
-    async def get(self, user_id: int) -> User | None: ...
-    async def create(self, name: str, email: str) -> User: ...
-    async def list(self, after: int, limit: int) -> list[User]: ...
-    async def update(self, user_id: int, name: str | None, email: str | None) -> User | None: ...
-    async def delete(self, user_id: int) -> bool: ...
-    async def schema_versions(self) -> set[str]: ...
+class UserStore(ABC):
+    """The operations, written once; each backend supplies `_fetch` (and `close`)."""
+
+    @abstractmethod
+    async def _fetch(self, statement: str, *args: Any, idempotent: bool = True) -> list:
+        """The rows of one SQL statement; EmailTaken or Unavailable on those failures.
+        `idempotent` statements may be retried on a connection the server dropped."""
+
+    @abstractmethod
     async def close(self) -> None: ...
+
+    async def get(self, user_id: int) -> User | None:
+        rows = await self._fetch("get", user_id)
+        return _user(rows[0]) if rows else None
+
+    async def create(self, name: str, email: str) -> User:
+        return _user((await self._fetch("create", name, email, idempotent=False))[0])
+
+    async def list(self, after: int, limit: int) -> list[User]:
+        return [_user(row) for row in await self._fetch("list", after, limit)]
+
+    async def update(self, user_id: int, name: str | None, email: str | None) -> User | None:
+        rows = await self._fetch("update", name, email, user_id, idempotent=False)
+        return _user(rows[0]) if rows else None
+
+    async def delete(self, user_id: int) -> bool:
+        return bool(await self._fetch("delete", user_id, idempotent=False))
+
+    async def schema_versions(self) -> set[str]:
+        return {row[0] for row in await self._fetch("versions")}
 
 
 async def open_store(settings: Settings) -> UserStore:
@@ -79,7 +102,7 @@ async def _nothing_to_reset(_connection: Any) -> None:
     return None
 
 
-class PostgresStore:
+class PostgresStore(UserStore):
     def __init__(self, settings: Settings) -> None:
         import asyncpg
 
@@ -146,32 +169,12 @@ class PostgresStore:
                 raise Unavailable(type(error).__name__) from None
         raise AssertionError("unreachable")
 
-    async def get(self, user_id: int) -> User | None:
-        rows = await self._fetch("get", user_id)
-        return _user(rows[0]) if rows else None
-
-    async def create(self, name: str, email: str) -> User:
-        return _user((await self._fetch("create", name, email, idempotent=False))[0])
-
-    async def list(self, after: int, limit: int) -> list[User]:
-        return [_user(row) for row in await self._fetch("list", after, limit)]
-
-    async def update(self, user_id: int, name: str | None, email: str | None) -> User | None:
-        rows = await self._fetch("update", name, email, user_id, idempotent=False)
-        return _user(rows[0]) if rows else None
-
-    async def delete(self, user_id: int) -> bool:
-        return bool(await self._fetch("delete", user_id, idempotent=False))
-
-    async def schema_versions(self) -> set[str]:
-        return {row[0] for row in await self._fetch("versions")}
-
     async def close(self) -> None:
         if self._pool is not None:
             await asyncio.wait_for(self._pool.close(), self._timeout)
 
 
-class SqliteStore:
+class SqliteStore(UserStore):
     """One connection in autocommit mode; aiosqlite runs it on a thread of its own."""
 
     _PLACEHOLDER = re.compile(r"\$\d+")
@@ -194,7 +197,8 @@ class SqliteStore:
         await connection.execute(f"PRAGMA busy_timeout={int(settings.database_timeout * 1000)}")
         return cls(connection)
 
-    async def _fetch(self, statement: str, *args: Any) -> list:
+    async def _fetch(self, statement: str, *args: Any, idempotent: bool = True) -> list:
+        # One local connection: nothing to retry, whatever the statement.
         try:
             async with self._connection.execute(self._sql[statement], args) as cursor:
                 return list(await cursor.fetchall())
@@ -202,26 +206,6 @@ class SqliteStore:
             raise EmailTaken from None
         except sqlite3.OperationalError as error:  # locked for longer than busy_timeout
             raise Unavailable(str(error)) from None
-
-    async def get(self, user_id: int) -> User | None:
-        rows = await self._fetch("get", user_id)
-        return _user(rows[0]) if rows else None
-
-    async def create(self, name: str, email: str) -> User:
-        return _user((await self._fetch("create", name, email))[0])
-
-    async def list(self, after: int, limit: int) -> list[User]:
-        return [_user(row) for row in await self._fetch("list", after, limit)]
-
-    async def update(self, user_id: int, name: str | None, email: str | None) -> User | None:
-        rows = await self._fetch("update", name, email, user_id)
-        return _user(rows[0]) if rows else None
-
-    async def delete(self, user_id: int) -> bool:
-        return bool(await self._fetch("delete", user_id))
-
-    async def schema_versions(self) -> set[str]:
-        return {row[0] for row in await self._fetch("versions")}
 
     async def close(self) -> None:
         await self._connection.close()
