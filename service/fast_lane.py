@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from service.body_limit import send_413
+from service.body_limit import declared_too_large, send_413
 from service.errors import INTERNAL_ERROR, UNAVAILABLE
 from service.routers.users import EMAIL_TAKEN, MAX_ID
 from service.schemas import UserCreate
@@ -68,7 +68,7 @@ class FastLane:
         return True
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _declared_length(scope) > self.max_body_bytes:
+        if declared_too_large(scope, self.max_body_bytes):
             await send_413(send)  # before reading a byte (and before any 100 Continue)
             return
         body = await self._read_body(receive)
@@ -111,13 +111,6 @@ class FastLane:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
-
-
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else 0  # a bad header is FastAPI's to judge
-    return 0
 
 
 def _parse_id(text: str) -> int | None:
