@@ -32,10 +32,6 @@ class Notifier:
     def from_environment(cls) -> Notifier:
         return cls(os.environ.get(NOTIFY_SOCKET))
 
-    @property
-    def enabled(self) -> bool:
-        return self.address is not None
-
     def send(self, *assignments: str) -> None:
         """Send one datagram, e.g. send("READY=1", "STATUS=serving"); never raises."""
         if self.address is None:

@@ -40,8 +40,7 @@ def serve(settings: Settings) -> None:
         stop_if_signalled(signals, "before the server started")
         phases.enter(phases.STARTING)
         ensure_port_free(settings.host, settings.port)
-        stop_if_signalled(signals, "before the server started")
-    # A signal that came after the last check but before the handlers were restored.
+    # After the handlers are restored, so that no signal can slip between check and restore.
     stop_if_signalled(signals, "before the server started")
     # The original dispositions are back: exec must not inherit our handlers' absence.
     exec_uvicorn(settings)
