@@ -25,22 +25,18 @@ def launcher_env(url: DatabaseURL | None, **extra: str) -> dict[str, str]:
     return env
 
 
-class Launcher:
-    """`python supervisor.py ...` in its own process group, output collected in a file."""
+class LoggedProcess:
+    """A command in its own session (and process group), its output collected in a file."""
+
+    name = "process"
 
     def __init__(
-        self,
-        args: Sequence[str],
-        *,
-        env: dict[str, str],
-        root: Path = PROJECT_ROOT,
-        cwd: Path | str = "/",
-        log_path: Path,
+        self, argv: Sequence[str], *, env: dict[str, str], cwd: Path | str, log_path: Path
     ) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()/stop()
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait() or by subclasses
         self.process = subprocess.Popen(
-            [sys.executable, str(root / "supervisor.py"), *args],
+            list(argv),
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -61,18 +57,36 @@ class Launcher:
             self._log.close()
 
     def wait_http(self, port: int, path: str = "/healthz", timeout: float = 30) -> int:
-        """Poll until the port answers; fail if the launcher exits first."""
+        """Poll until the port answers; fail if the process exits first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(
-                    f"launcher exited {self.process.returncode} before serving:\n{self.output}"
+                    f"{self.name} exited {self.process.returncode} before serving:\n{self.output}"
                 )
             status = http_status(port, path)
             if status is not None:
                 return status
             time.sleep(0.05)
         raise AssertionError(f"nothing served on port {port} within {timeout}s:\n{self.output}")
+
+
+class Launcher(LoggedProcess):
+    """`python supervisor.py ...` in its own process group, output collected in a file."""
+
+    name = "launcher"
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: dict[str, str],
+        root: Path = PROJECT_ROOT,
+        cwd: Path | str = "/",
+        log_path: Path,
+    ) -> None:
+        argv = [sys.executable, str(root / "supervisor.py"), *args]
+        super().__init__(argv, env=env, cwd=cwd, log_path=log_path)
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -16,15 +16,24 @@ import pytest
 
 from service.database_url import PROJECT_ROOT, parse_database_url
 from tests.deploy.deploy_files import PROCFILE
-from tests.processes import all_pids, cmdline, descendants, group_processes, http_status
+from tests.processes import (
+    LoggedProcess,
+    all_pids,
+    cmdline,
+    descendants,
+    group_processes,
+    http_status,
+)
 from tests.state import applied_versions
 
 VENV_BIN = Path(sys.executable).parent
 HONCHO = VENV_BIN / "honcho"
 
 
-class Honcho:
+class Honcho(LoggedProcess):
     """`honcho start ...` on the project's Procfile, in its own session, output in a file."""
+
+    name = "honcho"
 
     def __init__(self, *args: str, database_url: str, tmp_path: Path) -> None:
         env = dict(os.environ)
@@ -34,43 +43,21 @@ class Honcho:
         # An empty env file of the test's own: a developer's .env must not change the run.
         env_file = tmp_path / "honcho.env"
         env_file.touch()
-        self.log_path = tmp_path / "honcho.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait() or close()
         files = ["-f", str(PROCFILE), "-d", str(PROJECT_ROOT), "-e", str(env_file)]
-        self.process = subprocess.Popen(
+        super().__init__(
             [str(HONCHO), *files, "--no-colour", "start", *args],
-            cwd=PROJECT_ROOT,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cwd=PROJECT_ROOT,
+            log_path=tmp_path / "honcho.log",
         )
         self._seen: dict[int, str] = {}
 
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
     def wait(self, timeout: float = 60) -> int:
         try:
-            return self.process.wait(timeout)
+            return super().wait(timeout)
         except subprocess.TimeoutExpired:
             self.close()
             raise AssertionError(f"honcho still running after {timeout}s:\n{self.output}") from None
-        finally:
-            self._log.close()
-
-    def wait_http(self, port: int, timeout: float = 30) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"honcho exited before serving:\n{self.output}")
-            status = http_status(port)
-            if status is not None:
-                return status
-            time.sleep(0.05)
-        raise AssertionError(f"nothing served on port {port} within {timeout}s:\n{self.output}")
 
     def process_tree(self) -> dict[int, str]:
         """Honcho and everything under it, pid -> command line."""
