@@ -1,0 +1,287 @@
+"""Migration-safety analysis of the pending revisions, before they run.
+
+Alembic renders the pending SQL offline (`upgrade <current>:heads --sql`, in a child); its
+`-- Running upgrade a -> b` lines split it per revision; PostgreSQL's own parser (pglast) reads
+each statement, and the rules of `launcher.ddl_rules` judge it. A revision file opts out of one
+rule with a comment that gives a reason:
+
+    # migration-lint: ignore create-index-not-concurrently -- the table has under 1k rows
+
+The analysis never raises: a statement PostgreSQL's grammar rejects is itself a finding.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tokenize
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pglast import ast, parse_sql
+from pglast.enums import TransactionStmtKind
+from pglast.parser import ParseError, scan
+
+from launcher.ddl_rules import RULES, SchemaState, check
+
+UNPARSABLE = "unparsable-statement"
+ANALYSIS_ERROR = "analysis-error"
+IGNORE_WITHOUT_REASON = "ignore-without-reason"
+IGNORE_UNKNOWN_RULE = "ignore-unknown-rule"
+SILENCEABLE = RULES | {UNPARSABLE}
+
+IGNORE_MARK = "migration-lint:"
+STATEMENT_WIDTH = 120
+_MARKER = "-- Running upgrade "  # Alembic's offline output: "-- Running upgrade a -> b"
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # short stable id, e.g. "create-index-not-concurrently"
+    revision: str
+    path: Path | None  # the revision's file
+    statement: str  # the offending statement, one line, truncated
+    message: str  # what is dangerous and the safe recipe, one line
+
+    def line(self) -> str:
+        name = self.path.name if self.path is not None else "file unknown"
+        return f"{self.revision} ({name}): {self.rule}: {self.message}: {self.statement}"
+
+
+class RenderError(Exception):
+    """Alembic could not render the pending SQL; the message is one line."""
+
+
+@dataclass(frozen=True)
+class _Statement:
+    text: str
+    node: ast.Node | None  # None: PostgreSQL's grammar rejects it
+
+
+def split_offline_sql(text: str) -> list[tuple[str, str]]:
+    """Alembic's `upgrade a:b --sql` output -> [(revision id, its SQL)], in order.
+
+    Alembic writes a migration's BEGIN before its `-- Running upgrade` line; that BEGIN is moved
+    into the revision it opens, so each revision's SQL reads as it runs. What comes before the
+    first revision (schema, search_path, the version table) belongs to none and is left out.
+    """
+    revisions: list[str] = []
+    chunks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith(_MARKER):
+            revisions.append(line.removeprefix(_MARKER).rpartition("->")[2].strip())
+            chunks.append([])
+        else:
+            chunks[-1].append(line)
+    sql = ["\n".join(chunk).strip() for chunk in chunks]
+    for index in range(len(revisions)):
+        kept, carried = _split_opening_begin(sql[index], preamble=index == 0)
+        sql[index] = kept
+        sql[index + 1] = "\n\n".join(part for part in (carried, sql[index + 1]) if part)
+    return list(zip(revisions, sql[1:], strict=True))
+
+
+def analyse(
+    revisions: list[tuple[str, str]],
+    *,
+    revision_files: Mapping[str, Path],
+    existing_tables: Collection[str] | Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Finding]:
+    """The dangerous statements of the pending revisions (in order), less the opted-out ones.
+
+    `existing_tables`: the tables the database has (names without schema), or, as a mapping,
+    each table's columns and their types as PostgreSQL's format_type() spells them (which lets
+    a safe type widening pass). None: every table the pending SQL did not create exists.
+    """
+    state = SchemaState(existing_tables=existing_tables)
+    findings: list[Finding] = []
+    for revision, sql in revisions:
+        path = revision_files.get(revision)
+        ignored, problems = _read_opt_outs(path)
+        findings += [Finding(rule, revision, path, text, msg) for rule, msg, text in problems]
+        for statement in _statements(sql):
+            for rule, message in _judge(statement, state):
+                if rule not in ignored:
+                    text = _one_line(statement.text)
+                    findings.append(Finding(rule, revision, path, text, message))
+    return findings
+
+
+def render_pending_sql(
+    *,
+    python: str,
+    alembic_ini: Path,
+    cwd: Path,
+    env: dict[str, str],
+    current: tuple[str, ...],
+    timeout: float,
+) -> str:
+    """The SQL of the revisions after `current` (Alembic's offline mode, in a child)."""
+    if len(current) > 1:
+        # Offline mode takes one starting revision; from any one of several heads it would
+        # render the other branches' applied revisions as pending.
+        raise RenderError(
+            f"the database has several current heads ({', '.join(current)}); Alembic's offline "
+            "mode renders from one revision only, so the pending SQL cannot be checked"
+        )
+    span = f"{current[0]}:heads" if current else "heads"
+    argv = [python, "-m", "alembic", "-c", str(alembic_ini), "upgrade", span, "--sql"]
+    try:
+        result = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"rendering the pending SQL timed out after {timeout:g}s") from None
+    except OSError as error:
+        raise RenderError(f"cannot run {python}: {error.strerror or error}") from None
+    if result.returncode != 0:
+        from launcher.diagnosis import diagnose
+
+        cause = diagnose(result.stderr.splitlines() or result.stdout.splitlines())
+        raise RenderError(
+            f"rendering the pending SQL failed (alembic upgrade {span} --sql, exit status "
+            f"{result.returncode}): {cause}"
+        )
+    return result.stdout
+
+
+def _judge(statement: _Statement, state: SchemaState) -> list[tuple[str, str]]:
+    if statement.node is None:
+        return [(UNPARSABLE, "PostgreSQL's grammar rejects this statement, so it was not checked")]
+    try:
+        return check(statement.node, state)
+    except Exception as error:  # a shape the rules did not foresee must not stop the launcher
+        return [(ANALYSIS_ERROR, f"the statement could not be checked ({error!r})")]
+
+
+def _statements(sql: str) -> list[_Statement]:
+    """Each statement of `sql`, its text without comments, and its parse tree (if it has one)."""
+    try:
+        raws = parse_sql(sql)
+    except ParseError:
+        return [_parse_one(sql[start:end]) for start, end in _spans(sql)]
+    statements: list[_Statement] = []
+    for raw in raws:
+        start = raw.stmt_location or 0
+        end = start + raw.stmt_len if raw.stmt_len else len(sql)
+        statements.append(_Statement(sql[start:end].strip(), raw.stmt))
+    return statements
+
+
+def _spans(sql: str) -> list[tuple[int, int]]:
+    """Statement spans from PostgreSQL's scanner, split at each `;` outside quotes."""
+    try:
+        tokens = scan(sql)
+    except ParseError:
+        return [(0, len(sql))] if sql.strip() else []
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for token in tokens:
+        if token.name == "ASCII_59":
+            if start is not None:
+                spans.append((start, token.start))
+            start = None
+        elif start is None:
+            start = token.start
+    if start is not None:
+        spans.append((start, len(sql)))
+    return spans
+
+
+def _parse_one(text: str) -> _Statement:
+    try:
+        raws = parse_sql(text)
+    except ParseError:
+        return _Statement(text.strip(), None)
+    return _Statement(text.strip(), raws[0].stmt if len(raws) == 1 else None)
+
+
+def _split_opening_begin(sql: str, *, preamble: bool) -> tuple[str, str]:
+    """(what stays, the BEGIN that opens the next revision's transaction)."""
+    statements = _statements(sql)
+    opening = 0
+    while opening < len(statements) and _is_begin(statements[-1 - opening]):
+        opening += 1
+    if preamble:
+        begins = [s for s in statements if _is_begin(s)]
+        opened = bool(begins) and _ends_open(statements)
+        return "", _joined(begins[-1:]) if opened else ""
+    if not opening:
+        return sql, ""
+    kept = statements[: len(statements) - opening]
+    return _joined(kept), _joined(statements[len(statements) - opening :])
+
+
+def _is_begin(statement: _Statement) -> bool:
+    node = statement.node
+    return isinstance(node, ast.TransactionStmt) and node.kind in (
+        TransactionStmtKind.TRANS_STMT_BEGIN,
+        TransactionStmtKind.TRANS_STMT_START,
+    )
+
+
+def _ends_open(statements: list[_Statement]) -> bool:
+    """True when the last transaction statement opens a transaction."""
+    for statement in reversed(statements):
+        if isinstance(statement.node, ast.TransactionStmt):
+            return _is_begin(statement)
+    return False
+
+
+def _joined(statements: list[_Statement]) -> str:
+    return "\n\n".join(statement.text + ";" for statement in statements)
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= STATEMENT_WIDTH else line[: STATEMENT_WIDTH - 1] + "…"
+
+
+def _read_opt_outs(path: Path | None) -> tuple[set[str], list[tuple[str, str, str]]]:
+    """The rules a revision file silences, and (rule, message, comment) for each faulty
+    opt-out comment. Only comments count (Python's tokenizer finds them)."""
+    ignored: set[str] = set()
+    problems: list[tuple[str, str, str]] = []
+    for line_number, comment in _comments(path):
+        body = comment.lstrip("#").strip()
+        if not body.startswith(IGNORE_MARK):
+            continue
+        words, _dash, reason = body.removeprefix(IGNORE_MARK).partition("--")
+        action, _space, rule = words.strip().partition(" ")
+        rule = rule.strip()
+        where = _one_line(f"line {line_number}: {comment}")
+        if action != "ignore" or rule not in SILENCEABLE:
+            known = ", ".join(sorted(SILENCEABLE))
+            message = f"write `# {IGNORE_MARK} ignore RULE -- reason`, RULE one of: {known}"
+            problems.append((IGNORE_UNKNOWN_RULE, message, where))
+        elif not reason.strip():
+            message = f"an opt-out must say why after `--`; {rule} is not silenced"
+            problems.append((IGNORE_WITHOUT_REASON, message, where))
+        else:
+            ignored.add(rule)
+    return ignored, problems
+
+
+def _comments(path: Path | None) -> list[tuple[int, str]]:
+    if path is None:
+        return []
+    try:
+        source = path.read_bytes()
+    except OSError:
+        return []
+    comments: list[tuple[int, str]] = []
+    try:
+        for token in tokenize.tokenize(io.BytesIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments.append((token.start[0], token.string))
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        pass  # a file Python cannot read: the comments found so far still count
+    return comments
