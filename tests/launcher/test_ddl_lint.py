@@ -1,0 +1,321 @@
+"""Migration-safety analysis: each rule on its dangerous SQL and its safe twin, opt-outs, and
+the real offline output of Alembic split per revision."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import pytest
+
+from launcher.ddl_lint import (
+    Finding,
+    RenderError,
+    analyse,
+    render_pending_sql,
+    split_offline_sql,
+)
+from tests.revisions import add_revision
+
+USERS = {"users": {"id": "bigint", "name": "character varying(100)", "age": "integer"}}
+
+
+Existing = Collection[str] | Mapping[str, Mapping[str, str]] | None
+
+
+def lint(sql: str, *, path: Path | None = None, existing: Existing = None) -> list[Finding]:
+    files = {"0002": path} if path is not None else {}
+    return analyse([("0002", sql)], revision_files=files, existing_tables=existing)
+
+
+def rules(sql: str, *, path: Path | None = None, existing: Existing = None) -> list[str]:
+    return [finding.rule for finding in lint(sql, path=path, existing=existing)]
+
+
+# (rule, dangerous SQL, its safe twin)
+CASES = [
+    (
+        "create-index-not-concurrently",
+        "CREATE INDEX ix_users_age ON users (age);",
+        "CREATE INDEX CONCURRENTLY ix_users_age ON users (age);",
+    ),
+    (
+        "add-column-volatile-default",
+        "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid() NOT NULL;",
+        "ALTER TABLE users ADD COLUMN seen timestamptz DEFAULT now() NOT NULL;",
+    ),
+    (
+        "alter-column-type-rewrites",
+        "ALTER TABLE users ALTER COLUMN age TYPE bigint;",
+        "ALTER TABLE users ALTER COLUMN name TYPE varchar(200);",
+    ),
+    (
+        "set-not-null-without-check",
+        "ALTER TABLE users ALTER COLUMN age SET NOT NULL;",
+        "ALTER TABLE users ADD CONSTRAINT age_not_null CHECK (age IS NOT NULL) NOT VALID;"
+        "ALTER TABLE users VALIDATE CONSTRAINT age_not_null;"
+        "ALTER TABLE users ALTER COLUMN age SET NOT NULL;",
+    ),
+    (
+        "constraint-without-not-valid",
+        "ALTER TABLE orders ADD CONSTRAINT fk_user FOREIGN KEY (user_id) REFERENCES users (id);",
+        "ALTER TABLE orders ADD CONSTRAINT fk_user FOREIGN KEY (user_id) REFERENCES users (id) "
+        "NOT VALID; ALTER TABLE orders VALIDATE CONSTRAINT fk_user;",
+    ),
+    (
+        "constraint-without-not-valid",
+        "ALTER TABLE users ADD CONSTRAINT age_positive CHECK (age > 0);",
+        "ALTER TABLE users ADD CONSTRAINT age_positive CHECK (age > 0) NOT VALID;",
+    ),
+    (
+        "drop-column",
+        "ALTER TABLE users DROP COLUMN age;",
+        "ALTER TABLE users ADD COLUMN nickname text;",
+    ),
+    ("drop-table", "DROP TABLE users;", "CREATE TABLE t (a int); DROP TABLE t;"),
+    (
+        "rename-column",
+        "ALTER TABLE users RENAME COLUMN name TO full_name;",
+        "ALTER TABLE users ADD COLUMN full_name text;",
+    ),
+    (
+        "rename-table",
+        "ALTER TABLE users RENAME TO customers;",
+        "CREATE TABLE draft (a int); ALTER TABLE draft RENAME TO customers;",
+    ),
+    (
+        "concurrently-in-transaction",
+        "BEGIN; CREATE INDEX CONCURRENTLY ix_users_age ON users (age); COMMIT;",
+        "BEGIN; COMMIT; CREATE INDEX CONCURRENTLY ix_users_age ON users (age); BEGIN; COMMIT;",
+    ),
+    (
+        "unique-constraint-without-index",
+        "ALTER TABLE users ADD CONSTRAINT uq_users_name UNIQUE (name);",
+        "CREATE UNIQUE INDEX CONCURRENTLY ix_users_name ON users (name);"
+        "ALTER TABLE users ADD CONSTRAINT uq_users_name UNIQUE USING INDEX ix_users_name;",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "dangerous", "safe"), CASES, ids=[c[0] for c in CASES])
+def test_rule_flags_the_dangerous_statement_and_not_its_safe_twin(
+    rule: str, dangerous: str, safe: str
+) -> None:
+    """Each rule reports its dangerous SQL once, and nothing for the safe recipe."""
+    assert rules(dangerous, existing=USERS | {"orders": {}}) == [rule]
+    assert rules(safe, existing=USERS | {"orders": {}}) == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE users ADD COLUMN r float DEFAULT random();",
+        "ALTER TABLE users ADD COLUMN t timestamptz DEFAULT clock_timestamp();",
+        "ALTER TABLE users ADD COLUMN n bigint DEFAULT nextval('users_n_seq');",
+        "ALTER TABLE users ADD COLUMN n bigserial;",
+        "ALTER TABLE users ADD COLUMN n bigint GENERATED ALWAYS AS (id * 2) STORED;",
+    ],
+)
+def test_volatile_defaults_serials_and_generated_columns_rewrite(sql: str) -> None:
+    """Volatile defaults, serial and stored generated columns count as rewrites."""
+    assert rules(sql) == ["add-column-volatile-default"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE users ADD COLUMN c text DEFAULT 'x';",
+        "ALTER TABLE users ADD COLUMN c jsonb DEFAULT '{}'::jsonb NOT NULL;",
+        "ALTER TABLE users ADD COLUMN c timestamptz DEFAULT CURRENT_TIMESTAMP;",
+        "ALTER TABLE users ADD COLUMN c timestamptz DEFAULT now() + interval '1 day';",
+    ],
+)
+def test_constant_and_stable_defaults_are_fine(sql: str) -> None:
+    """Constants and stable functions (now(), CURRENT_TIMESTAMP) need no rewrite since PG 11."""
+    assert rules(sql) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "safe"),
+    [
+        ("character varying(100)", "varchar(200)", True),
+        ("character varying(100)", "text", True),
+        ("character varying(100)", "varchar", True),
+        ("character varying(100)", "varchar(50)", False),
+        ("numeric(10,2)", "numeric(12,2)", True),
+        ("numeric(10,2)", "numeric(12,3)", False),
+        ("timestamp(3) without time zone", "timestamp", True),
+        ("timestamp without time zone", "timestamptz", False),
+        ("integer", "bigint", False),
+        ("text", "varchar(20)", False),
+    ],
+)
+def test_only_known_safe_type_widenings_pass(old: str, new: str, safe: bool) -> None:
+    """A type change passes only as a widening PostgreSQL makes without a rewrite."""
+    found = rules(f"ALTER TABLE users ALTER COLUMN c TYPE {new};", existing={"users": {"c": old}})
+    assert found == ([] if safe else ["alter-column-type-rewrites"])
+
+
+def test_type_change_with_using_or_unknown_old_type_is_flagged() -> None:
+    """USING always rewrites, and an unknown current type is not assumed safe."""
+    using = "ALTER TABLE users ALTER COLUMN name TYPE text USING name::text;"
+    assert rules(using, existing=USERS) == ["alter-column-type-rewrites"]
+    assert rules("ALTER TABLE users ALTER COLUMN name TYPE text;") == ["alter-column-type-rewrites"]
+
+
+def test_tables_created_in_the_pending_sql_are_not_existing() -> None:
+    """Indexes, constraints and changes on a table the pending SQL created are fine."""
+    sql = """
+        CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id));
+        CREATE INDEX ix_orders_user ON orders (user_id);
+        ALTER TABLE orders ADD COLUMN token uuid DEFAULT gen_random_uuid();
+        ALTER TABLE orders ADD CONSTRAINT uq_orders_token UNIQUE (token);
+        ALTER TABLE orders ALTER COLUMN token SET NOT NULL;
+        ALTER TABLE orders DROP COLUMN token;
+    """
+    assert rules(sql) == []
+
+
+def test_the_state_carries_over_from_one_revision_to_the_next() -> None:
+    """A table created by an earlier pending revision is new in the later ones too."""
+    revisions = [("a", "CREATE TABLE t (x int);"), ("b", "CREATE INDEX ix ON t (x);")]
+    assert analyse(revisions, revision_files={}) == []
+
+
+def test_existing_tables_limit_what_counts_as_existing() -> None:
+    """With the database's tables given, a table outside them is not judged as existing."""
+    assert rules("CREATE INDEX ix ON users (age);", existing={"orders"}) == []
+    assert rules("CREATE INDEX ix ON users (age);", existing={"users"}) == [
+        "create-index-not-concurrently"
+    ]
+
+
+def test_unparsable_statement_is_a_finding_and_the_rest_is_still_checked() -> None:
+    """A statement PostgreSQL's grammar rejects is reported, never a crash."""
+    sql = "ALTER TABLE users ADD COLUMN;\nCREATE INDEX ix ON users (age);"
+    assert rules(sql) == ["unparsable-statement", "create-index-not-concurrently"]
+    assert rules("SELECT 'unterminated") == ["unparsable-statement"]
+    assert rules("") == []
+
+
+def opt_out_file(tmp_path: Path, comment: str) -> Path:
+    path = tmp_path / "0002_add_index.py"
+    path.write_text(
+        f'"""add an index"""\n{comment}\nrevision = "0002"\n'
+        'NOTE = "# migration-lint: ignore drop-column -- a string, not a comment"\n'
+    )
+    return path
+
+
+def test_opt_out_comment_with_a_reason_silences_its_rule(tmp_path: Path) -> None:
+    """`# migration-lint: ignore RULE -- reason` silences that rule for the revision only."""
+    path = opt_out_file(
+        tmp_path, "# migration-lint: ignore create-index-not-concurrently -- under 1k rows"
+    )
+    sql = "CREATE INDEX ix ON users (age); ALTER TABLE users DROP COLUMN age;"
+    assert rules(sql, path=path) == ["drop-column"]  # the string literal silences nothing
+
+
+def test_opt_out_without_a_reason_does_not_silence(tmp_path: Path) -> None:
+    """An opt-out with no reason is itself reported, and the rule still fires."""
+    path = opt_out_file(tmp_path, "# migration-lint: ignore create-index-not-concurrently")
+    found = lint("CREATE INDEX ix ON users (age);", path=path)
+    assert [f.rule for f in found] == ["ignore-without-reason", "create-index-not-concurrently"]
+    assert "line 2" in found[0].statement
+
+
+def test_opt_out_of_an_unknown_rule_is_reported(tmp_path: Path) -> None:
+    """A misspelt rule name in an opt-out is reported rather than silently ignored."""
+    path = opt_out_file(tmp_path, "# migration-lint: ignore create-index -- tiny table")
+    assert rules("CREATE INDEX ix ON users (age);", path=path) == [
+        "ignore-unknown-rule",
+        "create-index-not-concurrently",
+    ]
+
+
+def test_finding_line_names_revision_file_rule_message_and_statement(tmp_path: Path) -> None:
+    """One log line: revision (file): rule: message: statement, on one line, truncated."""
+    long_sql = "CREATE INDEX ix ON users (\n" + ", ".join(f"c{i}" for i in range(60)) + ");"
+    (finding,) = lint(long_sql, path=tmp_path / "0002_x.py")
+    assert finding.line().startswith("0002 (0002_x.py): create-index-not-concurrently: ")
+    assert "\n" not in finding.line()
+    assert len(finding.statement) <= 120 and finding.statement.endswith("…")
+
+
+def render(project: Path, current: tuple[str, ...]) -> str:
+    return render_pending_sql(
+        python=sys.executable,
+        alembic_ini=project / "alembic.ini",
+        cwd=project,
+        env=dict(os.environ, DATABASE_URL="postgresql://postgres@127.0.0.1/x"),
+        current=current,
+        timeout=120,
+    )
+
+
+def test_real_offline_output_is_split_per_revision_and_judged(project_copy: Path) -> None:
+    """Alembic's real offline SQL: each revision's statements, and its dangers by file."""
+    files = {"0001": next((project_copy / "migrations" / "versions").glob("*_0001_*.py"))}
+    files["0002"] = add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        """
+        op.add_column("users", sa.Column("age", sa.Integer(), nullable=True))
+        op.create_index("ix_users_age", "users", ["age"])
+        """,
+    )
+    files["0003"] = add_revision(
+        project_copy,
+        "0003",
+        "0002",
+        """
+        with op.get_context().autocommit_block():
+            op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)
+        op.drop_column("users", "age")
+        op.alter_column("users", "email", type_=sa.Integer(), postgresql_using="0")
+        """,
+    )
+    revisions = split_offline_sql(render(project_copy, ("0001",)))
+    assert [revision for revision, _sql in revisions] == ["0002", "0003"]
+    assert revisions[0][1].startswith("BEGIN;") and revisions[0][1].endswith("COMMIT;")
+    assert "CREATE INDEX ix_users_age" in revisions[0][1]
+    assert "DROP COLUMN age" in revisions[1][1] and "ix_users_age" not in revisions[1][1]
+
+    found = [(f.revision, f.path, f.rule) for f in analyse(revisions, revision_files=files)]
+    assert found == [
+        ("0002", files["0002"], "create-index-not-concurrently"),
+        ("0003", files["0003"], "drop-column"),
+        ("0003", files["0003"], "alter-column-type-rewrites"),
+    ]
+
+    # From an empty database every table is new: nothing to flag.
+    from_scratch = split_offline_sql(render(project_copy, ()))
+    assert [revision for revision, _sql in from_scratch] == ["0001", "0002", "0003"]
+    assert analyse(from_scratch, revision_files=files) == []
+
+
+def test_concurrent_index_outside_autocommit_block_is_in_a_transaction(
+    project_copy: Path,
+) -> None:
+    """postgresql_concurrently=True without autocommit_block() runs inside the transaction."""
+    path = add_revision(
+        project_copy,
+        "0002",
+        "0001",
+        'op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)',
+    )
+    revisions = split_offline_sql(render(project_copy, ("0001",)))
+    found = analyse(revisions, revision_files={"0002": path})
+    assert [f.rule for f in found] == ["concurrently-in-transaction"]
+
+
+def test_render_failure_and_several_heads_raise_one_line_errors(project_copy: Path) -> None:
+    """A failed render, or several current heads, is a RenderError with a one-line message."""
+    with pytest.raises(RenderError) as failed:
+        render(project_copy, ("nope",))
+    assert "\n" not in str(failed.value) and "nope" in str(failed.value)
+    with pytest.raises(RenderError, match="several current heads"):
+        render(project_copy, ("0002a", "0002b"))
