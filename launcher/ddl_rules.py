@@ -4,7 +4,7 @@ One `SchemaState` walks the pending statements in order: it knows which tables t
 created (those are not "existing": no row, no reader, nothing to lock out), which indexes were
 built concurrently, which NOT NULL checks were validated, and whether a transaction is open.
 `check` returns each (rule id, message) a statement breaks. The conditions and recipes follow
-squawk, strong_migrations and django-pg-zero-downtime-migrations.
+squawk and strong_migrations.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from pglast import ast, parse_sql
+from pglast import ast
 from pglast.enums import (
     AlterTableType,
     ConstrType,
@@ -20,7 +20,15 @@ from pglast.enums import (
     ObjectType,
     TransactionStmtKind,
 )
-from pglast.parser import ParseError
+
+from launcher.ddl_types import (
+    SERIAL_TYPES,
+    non_volatile,
+    parse_type,
+    safe_widening,
+    spell,
+    type_name_of,
+)
 
 CREATE_INDEX = "create-index-not-concurrently"
 VOLATILE_DEFAULT = "add-column-volatile-default"
@@ -81,36 +89,6 @@ MESSAGES: dict[str, str] = {
     "{kind} USING INDEX",
 }
 
-# Functions PostgreSQL marks stable or immutable (pg_proc.provolatile <> 'v'): a default calling
-# only these is evaluated once, so since PostgreSQL 11 ADD COLUMN stores it without a rewrite.
-# Any other function is taken as volatile: the rule errs on the side of flagging.
-_NON_VOLATILE_FUNCTIONS = frozenset(
-    {
-        "now",
-        "transaction_timestamp",
-        "statement_timestamp",
-        "current_setting",
-        "to_timestamp",
-        "to_date",
-        "to_char",
-        "timezone",
-        "date_trunc",
-        "make_date",
-        "make_interval",
-        "lower",
-        "upper",
-        "length",
-        "concat",
-        "jsonb_build_object",
-        "jsonb_build_array",
-        "json_build_object",
-        "json_build_array",
-        "array_fill",
-    }
-)
-_SERIAL_TYPES = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
-_PRECISION_TYPES = frozenset({"timestamp", "timestamptz", "time"})  # default precision 6
-
 
 @dataclass
 class SchemaState:
@@ -134,7 +112,7 @@ class SchemaState:
             return self.column_types[(table, column)]
         if isinstance(self.existing_tables, Mapping) and table not in self.created_tables:
             spelled = self.existing_tables.get(table, {}).get(column)
-            return _parse_type(spelled) if isinstance(spelled, str) else None
+            return parse_type(spelled) if isinstance(spelled, str) else None
         return None
 
 
@@ -241,13 +219,13 @@ def _alter_table(table: str, command: ast.AlterTableCmd, state: SchemaState) -> 
 
 def _add_column(column: ast.ColumnDef) -> list[Problem]:
     problems: list[Problem] = []
-    if column.typeName is not None and _type_name(column.typeName) in _SERIAL_TYPES:
+    if column.typeName is not None and type_name_of(column.typeName) in SERIAL_TYPES:
         problems.append(_problem(VOLATILE_DEFAULT, what="a serial column (a nextval() default)"))
     for constraint in column.constraints or ():
         if not isinstance(constraint, ast.Constraint):
             continue
         kind = constraint.contype
-        if kind == ConstrType.CONSTR_DEFAULT and not _non_volatile(constraint.raw_expr):
+        if kind == ConstrType.CONSTR_DEFAULT and not non_volatile(constraint.raw_expr):
             what = "a default that may be volatile (a function PostgreSQL evaluates per row)"
             problems.append(_problem(VOLATILE_DEFAULT, what=what))
         elif kind == ConstrType.CONSTR_GENERATED:
@@ -295,9 +273,9 @@ def _alter_type(
     old = state.known_type(table, column)
     if old is None or definition.typeName is None:
         return [_problem(COLUMN_TYPE, why="(from a type not known here)")]
-    if _safe_widening(old, definition.typeName):
+    if safe_widening(old, definition.typeName):
         return []
-    why = f"from {_spell(old)} to {_spell(definition.typeName)}"
+    why = f"from {spell(old)} to {spell(definition.typeName)}"
     return [_problem(COLUMN_TYPE, why=why)]
 
 
@@ -350,89 +328,3 @@ def _not_null_column(expression: ast.Node | None) -> str | None:
         name = (reference.fields or ())[0]
         return name.sval if isinstance(name, ast.String) else None
     return None
-
-
-def _non_volatile(expression: object) -> bool:
-    """True when the expression is known to be constant, stable or immutable."""
-    if isinstance(expression, tuple):  # an operand list, as in `x IN (1, 2)`
-        return all(_non_volatile(item) for item in expression)
-    if isinstance(expression, ast.A_Const | ast.SQLValueFunction):
-        return True
-    if isinstance(expression, ast.TypeCast):
-        return _non_volatile(expression.arg)
-    if isinstance(expression, ast.A_Expr):
-        operands = [expression.lexpr, expression.rexpr]
-        return all(o is None or _non_volatile(o) for o in operands)
-    if isinstance(expression, ast.A_ArrayExpr):
-        return all(_non_volatile(e) for e in expression.elements or ())
-    if isinstance(expression, ast.FuncCall) and expression.funcname:
-        name = expression.funcname[-1]
-        return (
-            isinstance(name, ast.String)
-            and name.sval in _NON_VOLATILE_FUNCTIONS
-            and all(_non_volatile(a) for a in expression.args or ())
-        )
-    return False
-
-
-def _type_name(type_name: ast.TypeName) -> str:
-    last = type_name.names[-1] if type_name.names else None
-    return last.sval or "" if isinstance(last, ast.String) else ""
-
-
-def _modifiers(type_name: ast.TypeName) -> tuple[int, ...] | None:
-    """The integer type modifiers (varchar's length, numeric's precision and scale); None if
-    some modifier is not a plain integer."""
-    values: list[int] = []
-    for modifier in type_name.typmods or ():
-        if not (isinstance(modifier, ast.A_Const) and isinstance(modifier.val, ast.Integer)):
-            return None
-        values.append(modifier.val.ival or 0)
-    return tuple(values)
-
-
-def _safe_widening(old: ast.TypeName, new: ast.TypeName) -> bool:
-    """Changes PostgreSQL makes without a rewrite (binary-coercible, no narrower modifier)."""
-    if old.arrayBounds or new.arrayBounds:
-        return False
-    before, after = _type_name(old), _type_name(new)
-    old_mods, new_mods = _modifiers(old), _modifiers(new)
-    if old_mods is None or new_mods is None:
-        return False
-    if after == "text":
-        return before in ("varchar", "text")
-    if after == "varchar":
-        if before == "text":
-            return not new_mods
-        return before == "varchar" and (not new_mods or (old_mods != () and new_mods >= old_mods))
-    if after == "numeric" and before == "numeric":
-        if not new_mods:
-            return True
-        return (
-            len(old_mods) == len(new_mods)
-            and new_mods[0] >= old_mods[0]
-            and (old_mods[1:] == new_mods[1:])
-        )
-    if after in _PRECISION_TYPES and before == after:
-        return (new_mods or (6,))[0] >= (old_mods or (6,))[0]
-    if after == "inet":
-        return before in ("cidr", "inet")
-    return False
-
-
-def _parse_type(spelled: str) -> ast.TypeName | None:
-    """A type as PostgreSQL's format_type() spells it, parsed by PostgreSQL's grammar."""
-    try:
-        statement = parse_sql(f"SELECT NULL::{spelled}")[0].stmt
-    except (ParseError, IndexError):
-        return None
-    if not isinstance(statement, ast.SelectStmt) or not statement.targetList:
-        return None
-    target = statement.targetList[0]
-    cast = target.val if isinstance(target, ast.ResTarget) else None
-    return cast.typeName if isinstance(cast, ast.TypeCast) else None
-
-
-def _spell(type_name: ast.TypeName) -> str:
-    mods = _modifiers(type_name) or ()
-    return _type_name(type_name) + (f"({','.join(map(str, mods))})" if mods else "")
