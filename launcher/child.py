@@ -40,6 +40,7 @@ def run_child(
     signals: SignalState,
     log_format: str,
     on_line: Callable[[str], None] | None = None,
+    what: str = "migration",
 ) -> ChildResult:
     """Run argv (no shell), stream its lines to stderr as they come and keep the tail."""
     process = subprocess.Popen(
@@ -91,9 +92,7 @@ def run_child(
                 now = time.monotonic()
                 if not timed_out and now >= deadline:
                     timed_out = True
-                    logs.logger.error(
-                        "migration exceeded --migration-timeout (%gs): stopping it", timeout
-                    )
+                    logs.logger.error("%s exceeded its time (%gs): stopping it", what, timeout)
                     signal_process_group(process.pid, signal.SIGTERM)
                 if kill_at is None and (timed_out or signals.received is not None):
                     kill_at = now + KILL_WAIT_SECONDS

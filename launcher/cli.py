@@ -1,207 +1,285 @@
-"""The command line: click gathers options, the run module does the work."""
+"""The command line: click gathers and checks every option, the run module does the work.
+
+Nothing touches a database before the whole command line and environment have been parsed and
+checked: a typo is a usage error (exit 2), never a migration.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from launcher import logs, phases
-from launcher.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
-from launcher.settings import ALEMBIC_INI, MIGRATIONS_DIR, Settings
-from service.database_url import (
+from launcher.alembic_config import AlembicConfigError, load_alembic_config
+from launcher.database_url import (
     DEFAULT_SCHEMA,
     DatabaseURLError,
     parse_database_url,
     validate_schema,
 )
+from launcher.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
+from launcher.settings import Settings
 
 POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+DEFAULT_APP = "service.main:app"
+
+
+class EnvOption(click.Option):
+    """An option that can come from an environment variable, and says which when it is bad."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("show_envvar", True)
+        kwargs.setdefault("show_default", True)
+        super().__init__(*args, **kwargs)
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        try:
+            return super().process_value(ctx, value)
+        except click.BadParameter as error:
+            if ctx.get_parameter_source(self.name or "") == ParameterSource.ENVIRONMENT:
+                flag = "--" + (self.name or "").replace("_", "-")
+                error.param_hint = f"environment variable {self.envvar} (for {flag})"
+            raise
 
 
 class DefaultToServe(click.Group):
-    """`supervisor.py [OPTIONS]` means `supervisor.py serve [OPTIONS]`."""
+    """`supervisor.py [OPTIONS]` means `supervisor.py serve [OPTIONS]`; an unknown word is a
+    usage error with click's suggestion, never a server started with it."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h", "--version")):
             args = ["serve", *args]
         return super().parse_args(ctx, args)
 
 
-def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--database-url",
-            envvar="DATABASE_URL",
-            default="",
-            show_default="SQLite var/app.db",
-            help="postgres://, postgresql:// or sqlite:///path (relative to the project root). "
-            "Prefer the environment variable: a command line is visible to every user.",
-        ),
-        click.option(
-            "--schema",
-            envvar="DATABASE_SCHEMA",
-            default=DEFAULT_SCHEMA,
-            show_default=True,
-            help="PostgreSQL schema holding the tables and alembic_version.",
-        ),
-        click.option(
-            "--db-wait",
-            envvar="DB_WAIT_TIMEOUT",
-            type=click.FloatRange(min=0),
-            default=30.0,
-            show_default=True,
-            help="Seconds to wait for the database to accept connections.",
-        ),
-        click.option(
-            "--migration-timeout",
-            envvar="MIGRATION_TIMEOUT",
-            type=POSITIVE_SECONDS,
-            default=600.0,
-            show_default=True,
-            help="Seconds the migration may run before it is stopped (exit 4).",
-        ),
-        click.option(
-            "--lock-timeout",
-            envvar="MIGRATION_LOCK_TIMEOUT",
-            type=POSITIVE_SECONDS,
-            default=10.0,
-            show_default=True,
-            help="PostgreSQL lock_timeout for migration DDL, in seconds.",
-        ),
-        click.option(
-            "--log-format",
-            envvar="LOG_FORMAT",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            help="json: one object per line.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+class ServeCommand(click.Command):
+    """uvicorn's own options go after `--`; anything else unexpected is a usage error."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            args, ctx.meta["uvicorn_args"] = args[:split], tuple(args[split + 1 :])
+        return super().parse_args(ctx, args)
+
+
+def option(*names: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(*names, cls=EnvOption, **kwargs)
+
+
+def apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def decorate(command: Any) -> Any:
+        for decorator in reversed(options):
+            command = decorator(command)
+        return command
+
+    return decorate
+
+
+COMMON = [
+    option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        default="",
+        show_default="SQLite var/app.db under the project root",
+        help="postgres://, postgresql:// (any parameter asyncpg reads, e.g. ?sslmode=require) "
+        "or sqlite:///path. Prefer the environment variable: a command line is visible to "
+        "every user.",
+    ),
+    option(
+        "--schema",
+        envvar="DATABASE_SCHEMA",
+        default=DEFAULT_SCHEMA,
+        help="PostgreSQL schema holding alembic_version (and this service's tables).",
+    ),
+    option(
+        "--alembic-config",
+        envvar="ALEMBIC_CONFIG",
+        default=None,
+        show_default="alembic.ini beside supervisor.py",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The Alembic configuration; its folder is the project root.",
+    ),
+    option(
+        "--db-wait",
+        envvar="DB_WAIT_TIMEOUT",
+        type=click.FloatRange(min=0),
+        default=30.0,
+        help="Seconds to wait for the database to accept connections (exit 69 after).",
+    ),
+    option(
+        "--log-format",
+        envvar="LOG_FORMAT",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        help="json: one object per line.",
+    ),
+    option(
+        "--log-timestamps/--no-log-timestamps",
+        envvar="LOG_TIMESTAMPS",
+        default=None,
+        show_default="on, off under systemd (which stamps lines itself)",
+        help="Prefix text log lines with the time.",
+    ),
+]
+MIGRATING = [
+    option(
+        "--migration-timeout",
+        envvar="MIGRATION_TIMEOUT",
+        type=POSITIVE_SECONDS,
+        default=600.0,
+        help="Seconds the migration (and the wait for its lock) may take before it is "
+        "stopped (exit 4).",
+    ),
+    option(
+        "--lock-timeout",
+        envvar="MIGRATION_LOCK_TIMEOUT",
+        type=POSITIVE_SECONDS,
+        default=10.0,
+        help="PostgreSQL lock_timeout for migration DDL, in seconds.",
+    ),
+    option(
+        "--always-migrate",
+        envvar="ALWAYS_MIGRATE",
+        is_flag=True,
+        default=False,
+        help="Run the alembic child even when the database is already at head.",
+    ),
+    option(
+        "--lint",
+        envvar="MIGRATION_LINT",
+        type=click.Choice(["warn", "strict", "off"]),
+        default="warn",
+        help="Safety analysis of pending DDL before it runs: warn, strict (refuse: exit 5), off.",
+    ),
+]
+SERVING = [
+    option("--host", envvar="HOST", default="127.0.0.1", help="Interface uvicorn binds."),
+    option(
+        "--port",
+        envvar="PORT",
+        type=click.IntRange(1, 65535),
+        default=8000,
+        help="TCP port uvicorn binds.",
+    ),
+    option(
+        "--workers",
+        envvar="WEB_CONCURRENCY",
+        type=click.IntRange(min=1),
+        default=1,
+        help="uvicorn worker processes.",
+    ),
+    option(
+        "--app", envvar="APP_MODULE", default=DEFAULT_APP, help="The ASGI app, module:attribute."
+    ),
+    option(
+        "--skip-migrations",
+        envvar="SKIP_MIGRATIONS",
+        is_flag=True,
+        default=False,
+        help="Neither wait for the database nor migrate; exec uvicorn at once.",
+    ),
+]
 
 
 @click.group(cls=DefaultToServe, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="safe-start-service", prog_name="supervisor")
 def main() -> None:
     """Bring the database schema to head safely, then serve.
 
-    Without a command, `serve` runs.
+    Without a command, `serve` runs. Every option can also be set by the environment variable
+    shown beside it; exit codes are listed in docs/launcher.md.
     """
 
 
-@main.command(context_settings={"ignore_unknown_options": False})
-@database_options
-@click.option(
-    "--host", envvar="HOST", default="127.0.0.1", show_default=True, help="Interface uvicorn binds."
-)
-@click.option(
-    "--port",
-    envvar="PORT",
-    type=click.IntRange(1, 65535),
-    default=8000,
-    show_default=True,
-    help="TCP port uvicorn binds.",
-)
-@click.option(
-    "--workers",
-    envvar="WEB_CONCURRENCY",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="uvicorn worker processes.",
-)
-@click.option(
-    "--app",
-    envvar="APP_MODULE",
-    default="service.main:app",
-    show_default=True,
-    help="The ASGI application, module:attribute.",
-)
-@click.option(
-    "--skip-migrations",
-    envvar="SKIP_MIGRATIONS",
-    is_flag=True,
-    default=False,
-    help="Do not wait for the database nor migrate; exec uvicorn at once.",
-)
-@click.option(
-    "--always-migrate",
-    envvar="ALWAYS_MIGRATE",
-    is_flag=True,
-    default=False,
-    help="Run the alembic child even when the database is already at head.",
-)
-@click.argument("uvicorn_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- UVICORN_ARGS]...")
-def serve(**options: Any) -> None:
-    """Wait for the database, migrate to head, then become uvicorn (same PID)."""
-    settings = _settings(options)  # checks the project files before anything imports them
+@main.command(cls=ServeCommand, context_settings={"ignore_unknown_options": False})
+@apply(COMMON + MIGRATING + SERVING)
+@click.pass_context
+def serve(ctx: click.Context, **options: Any) -> None:
+    """Wait for the database, migrate to head, then become uvicorn (same PID).
+
+    uvicorn's own options go after `--`: supervisor.py serve -- --proxy-headers
+    """
+    options["uvicorn_args"] = ctx.meta.get("uvicorn_args", ())
+    settings = _settings(options)
     from launcher import run
 
     _guard(lambda: run.serve(settings))
 
 
 @main.command()
-@database_options
+@apply(COMMON + MIGRATING)
 def migrate(**options: Any) -> None:
     """Wait for the database, migrate to head, exit 0 (a release phase, a Job)."""
-    settings = _settings(options)  # checks the project files before anything imports them
+    settings = _settings(options)
     from launcher import run
 
     sys.exit(_guard(lambda: run.migrate(settings)))
 
 
 @main.command()
-@database_options
-def check(**options: Any) -> None:
+@apply(COMMON)
+@click.option(
+    "--lint",
+    "lint_flag",
+    is_flag=True,
+    default=False,
+    help="Also analyse the pending revisions' DDL; exit 5 on a finding.",
+)
+def check(lint_flag: bool, **options: Any) -> None:
     """Exit 0 when the schema is at head, 1 listing pending revisions. Applies nothing."""
-    settings = _settings(options)  # checks the project files before anything imports them
+    options["lint"] = "strict" if lint_flag else "off"
+    settings = _settings(options)
     from launcher import run
 
     sys.exit(_guard(lambda: run.check(settings)))
 
 
+@main.command()
+@apply(COMMON)
+def status(**options: Any) -> None:
+    """Show the database's revision(s), the code's head(s) and the history. Applies nothing."""
+    settings = _settings(options)
+    from launcher import run
+
+    sys.exit(_guard(lambda: run.status(settings)))
+
+
+def _default_alembic_config() -> Path:
+    """alembic.ini beside supervisor.py when started through it, else in the cwd (as Alembic)."""
+    entry = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if entry is not None and entry.name == "supervisor.py":
+        return entry.resolve().parent / "alembic.ini"
+    return Path("alembic.ini")
+
+
 def _settings(options: dict[str, Any]) -> Settings:
-    logs.configure(options["log_format"])
+    timestamps = options.pop("log_timestamps")
+    if timestamps is None:
+        timestamps = not os.environ.get("JOURNAL_STREAM")
+    logs.configure(options["log_format"], timestamps=timestamps)
     try:
-        url = parse_database_url(options.pop("database_url"))
+        alembic = load_alembic_config(options.pop("alembic_config") or _default_alembic_config())
+        url = parse_database_url(options.pop("database_url"), root=alembic.root)
         schema = validate_schema(options.pop("schema"))
-    except DatabaseURLError as error:
+    except (AlembicConfigError, DatabaseURLError) as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
-    logs.add_secret(url.password)
-    if url.password:  # and as it is written in a URL
-        logs.add_secret(quote(url.password, safe=""))
-    problem = project_files_problem()
-    if problem:
-        _fail(SupervisorError(f"configuration error: {problem}", EXIT_CONFIG))
-    options["uvicorn_args"] = tuple(options.get("uvicorn_args", ()))
-    return Settings(database_url=url, schema=schema, **options)
+    if "app" in options:
+        from launcher.app_check import app_problem
 
+        problem = app_problem(options["app"], alembic.root)
+        if problem:
+            from launcher.errors import EXIT_APP_NOT_FOUND
 
-def project_files_problem() -> str | None:
-    """What is wrong with alembic.ini or migrations/, checked before any child is started."""
-    import configparser
-
-    if not ALEMBIC_INI.is_file():
-        return f"{ALEMBIC_INI} is missing"
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(ALEMBIC_INI, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError) as error:
-        first_line = str(error).splitlines()[0]
-        return f"{ALEMBIC_INI} is malformed: {first_line}"
-    if not parser.has_option("alembic", "script_location"):
-        return f"{ALEMBIC_INI} has no [alembic] script_location"
-    if not MIGRATIONS_DIR.is_dir():
-        return f"the migrations folder {MIGRATIONS_DIR} is missing"
-    for required in ("env.py", "versions"):
-        if not (MIGRATIONS_DIR / required).exists():
-            return f"{MIGRATIONS_DIR / required} is missing"
-    return None
+            _fail(SupervisorError(f"cannot load the app: {problem}", EXIT_APP_NOT_FOUND))
+    return Settings(
+        database_url=url, schema=schema, alembic=alembic, log_timestamps=timestamps, **options
+    )
 
 
 def _guard(action: Callable[[], int | None]) -> int:
@@ -215,13 +293,11 @@ def _guard(action: Callable[[], int | None]) -> int:
         _fail(SupervisorError("internal error (see the traceback above)", EXIT_INTERNAL))
 
 
-def _fail(error: SupervisorError) -> None:
+def _fail(error: SupervisorError) -> NoReturn:
     if error.exit_code > 128:
         phases.stopping(error.message)
     logs.logger.error(error.message)
-    if error.details:
-        logs.logger.error("last lines of its output:")
-        for line in error.details:
-            sys.stderr.write(f"    | {logs.redact(line)}\n")
+    for line in error.details:
+        sys.stderr.write(f"    | {logs.redact(line)}\n")
     sys.stderr.flush()
     sys.exit(error.exit_code)

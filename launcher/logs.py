@@ -19,7 +19,7 @@ logger = logging.getLogger("supervisor")
 UVICORN_JSON_CONFIG = Path(__file__).with_name("uvicorn_json_logging.json")
 
 _current_phase = "starting"
-_secrets: list[str] = []
+_timestamps = False
 # Alembic's own format in alembic.ini: "INFO  [alembic.runtime.migration] Running upgrade ..."
 _CHILD_LINE = re.compile(r"^(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL)\s+\[([^\]]+)\]\s?(.*)$")
 
@@ -29,16 +29,12 @@ def set_phase(phase: str) -> None:
     _current_phase = phase
 
 
-def add_secret(secret: str | None) -> None:
-    """Never print this string: it is replaced by *** in every line the launcher writes."""
-    if secret:
-        _secrets.append(secret)
-
-
 def redact(text: str) -> str:
-    for secret in _secrets:
-        text = text.replace(secret, "***")
-    return text
+    """Every URL in the line with its password replaced by *** (parsed, never searched for:
+    the launcher itself only ever prints redacted URLs; this guards what children print)."""
+    from launcher.database_url import redact_urls_in
+
+    return redact_urls_in(text)
 
 
 def _iso_time(created: float) -> str:
@@ -73,10 +69,16 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def configure(log_format: str) -> None:
+def configure(log_format: str, *, timestamps: bool = True) -> None:
+    global _timestamps
+    _timestamps = timestamps and log_format != "json"
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
+    elif timestamps:
+        handler.setFormatter(
+            TextFormatter("%(asctime)s [supervisor] %(levelname)s %(message)s", "%H:%M:%S")
+        )
     else:
         handler.setFormatter(TextFormatter("[supervisor] %(levelname)s %(message)s"))
     logger.handlers[:] = [handler]
@@ -88,7 +90,8 @@ def child_line(line: str, *, log_format: str) -> str:
     """One line of the migration child's output, as the launcher writes it to stderr."""
     line = redact(line.rstrip("\r\n"))
     if log_format != "json":
-        return f"[migrate] {line}"
+        stamp = time.strftime("%H:%M:%S ") if _timestamps else ""
+        return f"{stamp}[migrate] {line}"
     match = _CHILD_LINE.match(line)
     level, name, message = match.groups() if match else ("INFO", "migrate", line)
     entry = {

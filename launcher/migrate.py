@@ -2,6 +2,13 @@
 
 The child is the only thing that ever migrates. The fast path only decides, from the static
 revision graph and the version table, that there is nothing to do.
+
+On PostgreSQL the launcher holds the migration lock itself, on the session it waited with:
+when eight replicas start at once, the first migrates; the others wait on the lock, read the
+version again once it is theirs, and start no child at all when the work is done. The child is
+told which session holds the lock for it (MIGRATION_LOCK_HOLDER, the session's server pid) and
+checks in pg_locks that this very session holds it. The session dies with the launcher, so a
+crash never leaves the lock behind. SQLite: env.py takes the file lock itself.
 """
 
 from __future__ import annotations
@@ -10,24 +17,29 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
-from launcher import logs, pgwire, phases
+from launcher import logs, phases
+from launcher.database import Interrupted, PostgresSession, RetryableError
 from launcher.database_wait import DatabaseState, wait_for_database
 from launcher.errors import (
+    EXIT_DATABASE_UNAVAILABLE,
     EXIT_MIGRATION_FAILED,
     EXIT_MIGRATION_TIMEOUT,
     SupervisorError,
     exit_code_for_signal,
 )
-from launcher.lock_key import LOCK_HOLDER_ENV
-from launcher.migration_lock import hold_migration_lock
+from launcher.lock import (
+    LOCK_HOLDER_ENV,
+    LockTimeout,
+    Waiting,
+    acquire_postgres,
+    advisory_lock_key,
+)
 from launcher.revisions import read_revision_graph
-from launcher.settings import MIGRATIONS_DIR, Settings
+from launcher.settings import Settings
 from launcher.signals import SignalState
 
 if TYPE_CHECKING:
     from launcher.child import ChildResult
-
-REPORT_TAIL_LINES = 20
 
 
 def application_name(role: str) -> str:
@@ -41,28 +53,34 @@ def stop_if_signalled(signals: SignalState, during: str) -> None:
 
 
 def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
+    """A session on the database (closed by the caller) and the revisions it is at."""
     phases.enter(phases.WAITING)
     state = wait_for_database(
         settings.database_url,
         schema=settings.schema,
         timeout=settings.db_wait,
-        application_name=application_name("wait"),
+        application_name=application_name("lock"),
         should_stop=lambda: signals.received is not None,
     )
     stop_if_signalled(signals, "while waiting for the database")
+    assert state is not None  # None only when a signal came, which stopped us above
     return state
 
 
-def already_at_head(state: DatabaseState) -> bool:
+def pending_revisions(settings: Settings, versions: tuple[str, ...] | None) -> list[str] | None:
+    """The revisions `alembic upgrade heads` would run, from the static graph; None if unsure."""
+    graph = read_revision_graph(settings.alembic)
+    if graph is None:
+        return None
+    pending = graph.pending(versions or ())
+    return None if pending is None else [revision.id for revision in pending]
+
+
+def already_at_head(settings: Settings, state: DatabaseState) -> bool:
     """True only when the static graph proves there is nothing to apply."""
     if not state.versions:
         return False
-    graph = read_revision_graph(MIGRATIONS_DIR / "versions")
-    if graph is None:
-        logs.logger.info("revision files not readable statically: asking alembic")
-        return False
-    pending = graph.pending(state.versions)
-    if pending == []:
+    if pending_revisions(settings, state.versions) == []:
         logs.logger.info(
             "database already at head (%s): migration child skipped", ", ".join(state.versions)
         )
@@ -70,22 +88,49 @@ def already_at_head(state: DatabaseState) -> bool:
     return False
 
 
-def upgrade_to_head(settings: Settings, signals: SignalState, *, recheck: bool) -> None:
+def upgrade_to_head(
+    settings: Settings, signals: SignalState, state: DatabaseState, *, recheck: bool
+) -> None:
     """Under the migration lock, run `alembic upgrade head` in a child and turn its failure
     into a SupervisorError. With `recheck`, no child starts if, once the lock is ours, the
     database turns out to be at head already (another replica did the work)."""
     phases.enter(phases.MIGRATING)
-    with hold_migration_lock(settings, signals, application_name("lock")) as lock:
+    session = state.session
+    if session is not None and not _take_lock(session, settings, signals):
         stop_if_signalled(signals, "while waiting for the migration lock")
-        if lock is not None and recheck:
-            try:
-                versions = lock.session.versions(settings.schema)
-            except pgwire.Unsupported:
-                versions = None
-            if already_at_head(DatabaseState(versions=versions)):
-                return
-        _run_alembic(settings, signals, lock_holder=lock.backend_pid if lock else None)
+    if session is not None and recheck:
+        try:
+            versions = session.versions(settings.schema)
+        except RetryableError as error:
+            raise SupervisorError(
+                f"lost the database while holding the migration lock: {error}",
+                EXIT_DATABASE_UNAVAILABLE,
+            ) from None
+        if already_at_head(settings, DatabaseState(versions=versions)):
+            return
+    _run_alembic(settings, signals, lock_holder=session.backend_pid if session else None)
     logs.logger.info("migrations applied: schema at head")
+
+
+def _take_lock(session: PostgresSession, settings: Settings, signals: SignalState) -> bool:
+    database = str(session.fetchval("SELECT current_database()"))
+    key = advisory_lock_key(database, settings.schema)
+    waiting = Waiting(f"schema {settings.schema}", settings.migration_timeout, logs.logger)
+    try:
+        return acquire_postgres(
+            session.fetch, key, waiting, should_stop=lambda: signals.received is not None
+        )
+    except LockTimeout as error:
+        raise SupervisorError(
+            f"{error} (--migration-timeout); the server was not started", EXIT_MIGRATION_TIMEOUT
+        ) from None
+    except Interrupted:
+        return False
+    except RetryableError as error:
+        raise SupervisorError(
+            f"lost the database while waiting for the migration lock: {error}",
+            EXIT_DATABASE_UNAVAILABLE,
+        ) from None
 
 
 def _run_alembic(settings: Settings, signals: SignalState, *, lock_holder: int | None) -> None:
@@ -128,7 +173,6 @@ def _raise_for_result(result: ChildResult, settings: Settings) -> None:
             f"migration failed (alembic exit status {_status(result.returncode)}): "
             f"{diagnose(result.tail)}",
             EXIT_MIGRATION_FAILED,
-            details=result.tail[-REPORT_TAIL_LINES:],
         )
 
 

@@ -12,8 +12,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from launcher.alembic_config import AlembicConfig
+
 # The files Alembic itself loads as revisions (alembic.script.base._only_source_rev_file).
 _REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: str
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,11 @@ class RevisionGraph:
         revised = {down for downs in self.down_revisions.values() for down in downs}
         return tuple(sorted(set(self.down_revisions) - revised))
 
-    def pending(self, current: tuple[str, ...]) -> list[str] | None:
+    def pending(self, current: tuple[str, ...]) -> list[Revision] | None:
+        ids = self._pending(current)
+        return None if ids is None else [Revision(rev) for rev in ids]
+
+    def _pending(self, current: tuple[str, ...]) -> list[str] | None:
         """Revisions between `current` and the single head, oldest first; None if unsure."""
         heads = self.heads
         if len(heads) != 1 or len(current) > 1:
@@ -45,6 +57,9 @@ class RevisionGraph:
             return None  # current is not an ancestor of head: a branch Alembic must judge
         return list(reversed(path))
 
+    def chain(self) -> list[Revision]:
+        return [Revision(revision) for revision in sorted(self.down_revisions)]
+
     def _ancestors_inclusive(self, revision: str) -> set[str]:
         seen: set[str] = set()
         stack = [revision]
@@ -57,8 +72,9 @@ class RevisionGraph:
         return seen
 
 
-def read_revision_graph(versions_dir: Path) -> RevisionGraph | None:
+def read_revision_graph(config: AlembicConfig) -> RevisionGraph | None:
     """The graph of every revision file, or None if any file cannot be read statically."""
+    versions_dir = config.version_locations[0]
     graph: dict[str, tuple[str, ...]] = {}
     try:
         names = sorted(p.name for p in versions_dir.iterdir() if p.is_file())

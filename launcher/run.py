@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from typing import Any
 
 from launcher import logs, phases
 from launcher.errors import (
@@ -21,9 +22,10 @@ from launcher.migrate import (
     upgrade_to_head,
     wait_for,
 )
-from launcher.revisions import read_revision_graph
-from launcher.settings import MIGRATIONS_DIR, Settings
-from launcher.signals import capture_signals
+from launcher.settings import Settings
+from launcher.signals import SignalState, capture_signals
+
+QUERY_TIMEOUT_SECONDS = 120.0
 
 
 def serve(settings: Settings) -> None:
@@ -31,12 +33,18 @@ def serve(settings: Settings) -> None:
     with capture_signals() as signals:
         # A taken port fails before anything is applied; checked again right before the exec.
         ensure_port_free(settings.host, settings.port)
+        logs.logger.info(
+            "database %s, schema %s", settings.database_url.describe(), settings.schema
+        )
         if settings.skip_migrations:
             logs.logger.info("migrations skipped (--skip-migrations)")
         else:
             state = wait_for(settings, signals)
-            if settings.always_migrate or not already_at_head(state):
-                upgrade_to_head(settings, signals, recheck=not settings.always_migrate)
+            try:
+                if settings.always_migrate or not already_at_head(settings, state):
+                    upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
+            finally:
+                state.close()
         stop_if_signalled(signals, "before the server started")
         phases.enter(phases.STARTING)
         ensure_port_free(settings.host, settings.port)
@@ -49,8 +57,15 @@ def serve(settings: Settings) -> None:
 def migrate(settings: Settings) -> int:
     """Wait for the database and migrate to head in a child; never starts the server."""
     with capture_signals() as signals:
-        wait_for(settings, signals)
-        upgrade_to_head(settings, signals, recheck=False)
+        logs.logger.info(
+            "database %s, schema %s", settings.database_url.describe(), settings.schema
+        )
+        state = wait_for(settings, signals)
+        try:
+            if settings.always_migrate or not already_at_head(settings, state):
+                upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
+        finally:
+            state.close()
     return EXIT_OK
 
 
@@ -58,47 +73,92 @@ def check(settings: Settings) -> int:
     """Exit 0 when the schema is at head, 1 listing what is pending. Applies nothing."""
     with capture_signals() as signals:
         state = wait_for(settings, signals)
+        state.close()
         current = state.versions or ()
-        graph = read_revision_graph(MIGRATIONS_DIR / "versions")
-        pending = graph.pending(current) if graph else None
+        graph = _static_graph(settings)
+        pending: list[tuple[str, str]] | None = None
+        if graph is not None:
+            steps = graph.pending(current)
+            if steps is not None:
+                pending = [(step.id, step.message) for step in steps]
         if pending is None:
-            current, pending = _ask_alembic_for_pending(settings, signals)
+            pending = [
+                (rev, doc) for rev, doc in _ask_alembic(settings, signals, current)["pending"]
+            ]
     at = ", ".join(current) or "an empty database"
     if not pending:
         logs.logger.info("schema at head (%s)", at)
         return EXIT_OK
     logs.logger.warning("%d revision(s) pending on %s:", len(pending), at)
-    for revision in pending:
-        print(revision, flush=True)
+    for revision, message in pending:
+        print(f"{revision}  {message}".rstrip(), flush=True)
     return EXIT_PENDING
 
 
-def _ask_alembic_for_pending(settings: Settings, signals) -> tuple[tuple[str, ...], list[str]]:
-    """The slow, authoritative answer: `python -m migrations.status` in a child."""
+def status(settings: Settings) -> int:
+    """The database's revisions, the code's heads, and the history with what is applied."""
+    with capture_signals() as signals:
+        state = wait_for(settings, signals)
+        state.close()
+        current = state.versions or ()
+        graph = _static_graph(settings)
+        if graph is not None and graph.pending(current) is not None:
+            heads = list(graph.heads)
+            pending_ids = {step.id for step in graph.pending(current) or []}
+            history = [(rev.id, rev.message) for rev in graph.chain()]
+        else:
+            answer = _ask_alembic(settings, signals, current)
+            heads = answer["heads"]
+            pending_ids = {rev for rev, _doc in answer["pending"]}
+            history = [(rev, doc) for rev, _downs, doc in answer["history"]]
+    print(f"database: {settings.database_url.describe()} (schema {settings.schema})")
+    print(f"current:  {', '.join(current) or '(empty: nothing applied)'}")
+    print(f"head:     {', '.join(heads)}")
+    print("history, oldest first:")
+    for revision, message in history:
+        mark = "pending" if revision in pending_ids else "applied"
+        print(f"  {revision}  {mark:<8} {message}".rstrip())
+    sys.stdout.flush()
+    return EXIT_OK if not pending_ids else EXIT_PENDING
+
+
+def _static_graph(settings: Settings):  # type: ignore[no-untyped-def]
+    from launcher.revisions import read_revision_graph
+
+    return read_revision_graph(settings.alembic)
+
+
+def _ask_alembic(
+    settings: Settings, signals: SignalState, current: tuple[str, ...]
+) -> dict[str, Any]:
+    """The slow, authoritative answer: Alembic's own script directory, in a child."""
+    import json
+
     from launcher.child import run_child
 
     phases.enter(phases.CHECKING)
     lines: list[str] = []
     result = run_child(
-        [settings.python, "-m", "migrations.status"],
+        [settings.python, "-m", "launcher.alembic_query", str(settings.alembic_ini), *current],
         cwd=settings.project_root,
         env=settings.child_environment(application_name("check")),
-        timeout=settings.migration_timeout,
+        timeout=QUERY_TIMEOUT_SECONDS,
         signals=signals,
         log_format=settings.log_format,
         on_line=lines.append,
+        what="the revision query",
     )
     stop_if_signalled(signals, "while checking")
     if result.returncode != 0:
         from launcher.diagnosis import diagnose
 
         raise SupervisorError(
-            f"check failed (exit status {result.returncode}): {diagnose(result.tail)}",
+            f"Alembic could not read the revisions (exit status {result.returncode}): "
+            f"{diagnose(result.tail)}",
             EXIT_MIGRATION_FAILED,
         )
-    current = tuple(line.split()[1] for line in lines if line.startswith("current "))
-    pending = [line.split()[1] for line in lines if line.startswith("pending ")]
-    return current, pending
+    answer: dict[str, Any] = json.loads(lines[-1])
+    return answer
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -151,6 +211,7 @@ def exec_uvicorn(settings: Settings) -> None:
         "" if settings.workers == 1 else "s",
     )
     env = settings.child_environment(application_name("service"))
+    os.chdir(settings.project_root)  # relative paths the app reads resolve as the child's did
     # The watcher reports READY=1 once uvicorn answers; uvicorn itself knows nothing of systemd.
     env.pop("NOTIFY_SOCKET", None)
     phases.notifier().start_readiness_watcher(settings.host, settings.port, os.getpid())

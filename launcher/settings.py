@@ -7,16 +7,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.database_url import PROJECT_ROOT, DatabaseURL
-
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+from launcher.alembic_config import AlembicConfig
+from launcher.database_url import DatabaseURL
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: DatabaseURL
     schema: str
+    alembic: AlembicConfig
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -26,14 +25,28 @@ class Settings:
     lock_timeout: float = 10.0
     skip_migrations: bool = False
     always_migrate: bool = False
+    lint: str = "warn"
     log_format: str = "text"
+    log_timestamps: bool = True
     uvicorn_args: tuple[str, ...] = ()
-    project_root: Path = PROJECT_ROOT
-    alembic_ini: Path = ALEMBIC_INI
     python: str = field(default=sys.executable)
 
+    @property
+    def project_root(self) -> Path:
+        """The folder of the Alembic configuration: children run there, the app imports from
+        there, relative paths resolve from there."""
+        return self.alembic.root
+
+    @property
+    def alembic_ini(self) -> Path:
+        return self.alembic.path
+
     def child_environment(self, application_name: str) -> dict[str, str]:
-        """The environment of every child: settings travel here, never on a command line."""
+        """The environment of every child: settings travel here, never on a command line.
+
+        DATABASE_URL goes on exactly as it was given (or, when none was, the default SQLite
+        file): the app and env.py hand it to their own driver unchanged.
+        """
         env = dict(os.environ)
         env.update(
             DATABASE_URL=self.database_url.url,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from logging.config import fileConfig
+from pathlib import Path
+from typing import Any
 
 from alembic import context
 from alembic.util import CommandError
@@ -20,12 +21,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from launcher.lock_key import LOCK_HOLDER_ENV
-from migrations.locking import (
-    BlockerWatch,
-    postgres_migration_lock,
-    sqlite_migration_lock,
-)
+from launcher import async_migration_lock
+from migrations.blockers import BlockerWatch
 from migrations.settings import MigrationSettings, create_migration_engine
 from service.tables import metadata
 
@@ -43,11 +40,20 @@ def _configure_logging() -> None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
-def _configure_options(settings: MigrationSettings) -> dict:
-    options: dict = {
+def _include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """Autogenerate compares the app's tables only: never the version table, whose schema
+    is the app's own here (it would be proposed for dropping)."""
+    if type_ == "table":
+        return name != "alembic_version"
+    return True
+
+
+def _configure_options(settings: MigrationSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "target_metadata": metadata,
         "transaction_per_migration": True,
         "compare_type": True,
+        "include_name": _include_name,
     }
     if settings.url.is_postgres:
         options["version_table_schema"] = settings.schema
@@ -107,41 +113,46 @@ def _is_lock_timeout(error: DBAPIError) -> bool:
 
 
 async def _migrate_postgres(engine: AsyncEngine, settings: MigrationSettings) -> None:
-    held_by = os.environ.get(LOCK_HOLDER_ENV)
-    async with postgres_migration_lock(
-        engine, schema=settings.schema, held_by=held_by
-    ) as lock_connection:
-        attempts = settings.lock_retries + 1
-        for attempt in range(1, attempts + 1):
-            async with engine.connect() as connection:
-                pid = await _prepare_postgres_session(connection, settings)
-                watch = BlockerWatch(lock_connection, pid)
-                watcher = asyncio.create_task(watch.run())
-                try:
-                    await connection.run_sync(do_run_migrations, settings)
-                    return
-                except DBAPIError as error:
-                    if not _is_lock_timeout(error):
-                        raise
-                    blockers = ", ".join(s.describe() for s in watch.last_seen) or "unknown"
-                finally:
-                    watcher.cancel()
-                    await asyncio.gather(watcher, return_exceptions=True)
-            if attempt < attempts:
-                logger.warning(
-                    "lock timeout after %.0fs (attempt %d of %d), blocked by %s; "
-                    "the revision was rolled back, retrying in %.0fs",
-                    settings.lock_timeout,
-                    attempt,
-                    attempts,
-                    blockers,
-                    settings.lock_retry_delay,
-                )
-                await asyncio.sleep(settings.lock_retry_delay)
-        raise CommandError(
-            f"lock timeout: a revision could not lock its table within {settings.lock_timeout:g}s "
-            f"in {attempts} attempts and was rolled back; blocked by {blockers}"
-        )
+    async with engine.connect() as lock_connection:
+        lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with async_migration_lock(lock_connection, schema=settings.schema):
+            await _migrate_postgres_locked(engine, lock_connection, settings)
+
+
+async def _migrate_postgres_locked(
+    engine: AsyncEngine, lock_connection: AsyncConnection, settings: MigrationSettings
+) -> None:
+    attempts = settings.lock_retries + 1
+    for attempt in range(1, attempts + 1):
+        async with engine.connect() as connection:
+            pid = await _prepare_postgres_session(connection, settings)
+            watch = BlockerWatch(lock_connection, pid)
+            watcher = asyncio.create_task(watch.run())
+            try:
+                await connection.run_sync(do_run_migrations, settings)
+                return
+            except DBAPIError as error:
+                if not _is_lock_timeout(error):
+                    raise
+                blockers = ", ".join(s.describe() for s in watch.last_seen) or "unknown"
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        if attempt < attempts:
+            logger.warning(
+                "lock timeout after %.0fs (attempt %d of %d), blocked by %s; "
+                "the revision was rolled back, retrying in %.0fs",
+                settings.lock_timeout,
+                attempt,
+                attempts,
+                blockers,
+                settings.lock_retry_delay,
+            )
+            await asyncio.sleep(settings.lock_retry_delay)
+    raise CommandError(
+        f"lock timeout: a revision could not lock its table within {settings.lock_timeout:g}s "
+        f"in {attempts} attempts and was rolled back; blocked by {blockers}"
+    )
 
 
 async def run_async_migrations(settings: MigrationSettings) -> None:
@@ -150,9 +161,8 @@ async def run_async_migrations(settings: MigrationSettings) -> None:
         if settings.url.is_postgres:
             await _migrate_postgres(engine, settings)
         else:
-            with sqlite_migration_lock(settings.url.sqlite_path):
-                async with engine.connect() as connection:
-                    await connection.run_sync(do_run_migrations, settings)
+            async with engine.connect() as connection, async_migration_lock(connection):
+                await connection.run_sync(do_run_migrations, settings)
     finally:
         await engine.dispose()
 
@@ -168,10 +178,16 @@ def run_migrations_online(settings: MigrationSettings) -> None:
 
 def main() -> None:
     _configure_logging()
+    config_file = context.config.config_file_name
+    root = Path(config_file).resolve().parent if config_file else Path.cwd()
     try:
-        settings = MigrationSettings.from_environment()
+        settings = MigrationSettings.from_environment(root)
     except ValueError as error:
         raise CommandError(str(error)) from None
+    where = settings.url.describe()
+    logger.info(
+        "database %s" + (f", schema {settings.schema}" if settings.url.is_postgres else ""), where
+    )
     if context.is_offline_mode():
         run_migrations_offline(settings)
     else:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from service.database_url import (
+from launcher.database_url import (
     DEFAULT_SCHEMA,
     DatabaseURL,
     parse_database_url,
@@ -45,9 +47,10 @@ class MigrationSettings:
     application_name: str
 
     @classmethod
-    def from_environment(cls) -> MigrationSettings:
+    def from_environment(cls, root: Path) -> MigrationSettings:
+        """`root`: the folder of alembic.ini, from which a relative SQLite path resolves."""
         return cls(
-            url=parse_database_url(os.environ.get("DATABASE_URL")),
+            url=parse_database_url(os.environ.get("DATABASE_URL"), root=root),
             schema=validate_schema(os.environ.get("DATABASE_SCHEMA") or DEFAULT_SCHEMA),
             lock_timeout=_seconds("MIGRATION_LOCK_TIMEOUT", 10.0),
             # A runaway statement must not outlive the launcher's own migration timeout.
@@ -63,19 +66,31 @@ class MigrationSettings:
 
 
 def create_migration_engine(settings: MigrationSettings) -> AsyncEngine:
-    """An engine without a pool (one migration run, then disposed) in the right schema."""
-    connect_args: dict = {}
-    if settings.url.is_postgres:
-        connect_args["server_settings"] = {
-            "search_path": settings.schema,
-            "application_name": settings.application_name,
-        }
-    engine = create_async_engine(
-        settings.url.url, poolclass=pool.NullPool, connect_args=connect_args
-    )
+    """An engine without a pool (one migration run, then disposed) in the right schema.
+
+    On PostgreSQL, asyncpg itself reads DATABASE_URL as it was given (sslmode, host lists,
+    PG* variables, passfile): SQLAlchemy only wraps the connection asyncpg makes, and never
+    re-reads the URL's query string.
+    """
     if settings.url.is_sqlite:
+        settings.url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(settings.url.sqlalchemy_url(), poolclass=pool.NullPool)
         _make_sqlite_ddl_transactional(engine)
-    return engine
+        return engine
+    dsn = settings.url.asyncpg_dsn()
+    server_settings = {
+        "search_path": settings.schema,
+        "application_name": settings.application_name,
+    }
+
+    async def connect() -> Any:
+        import asyncpg
+
+        return await asyncpg.connect(dsn, server_settings=server_settings)
+
+    return create_async_engine(
+        "postgresql+asyncpg://", poolclass=pool.NullPool, async_creator=connect
+    )
 
 
 def _make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:

@@ -11,26 +11,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.body_limit import BodySizeLimit
-from service.database_url import PROJECT_ROOT
 from service.errors import install_error_handlers
 from service.fast_lane import FastLane
 from service.routers import health, users
-from service.settings import get_settings
+from service.settings import ALEMBIC_INI, get_settings
 from service.store import open_store
-
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
 def migration_heads() -> tuple[str, ...]:
     """The revisions the code expects the database to be at."""
-    from launcher.revisions import read_revision_graph  # standard library only, and fast
+    from launcher import code_revisions
 
-    graph = read_revision_graph(MIGRATIONS_DIR / "versions")
-    if graph is not None:
-        return graph.heads
-    from alembic.script import ScriptDirectory  # the slow, authoritative answer
-
-    return tuple(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    return code_revisions(ALEMBIC_INI).heads
 
 
 @asynccontextmanager

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.database_url import DEFAULT_SCHEMA, DatabaseURL, parse_database_url, validate_schema
+from launcher.database_url import (
+    DEFAULT_SCHEMA,
+    DatabaseURL,
+    parse_database_url,
+    validate_schema,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 
 
 class Settings(BaseSettings):
@@ -24,8 +33,9 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _normalise_url(cls, value: str) -> str:
-        return parse_database_url(value).url
+    def _check_url(cls, value: str) -> str:
+        parse_database_url(value, root=PROJECT_ROOT)  # rejects what no driver could read
+        return value
 
     @field_validator("database_schema")
     @classmethod
@@ -34,7 +44,7 @@ class Settings(BaseSettings):
 
     @property
     def url(self) -> DatabaseURL:
-        return DatabaseURL(self.database_url)
+        return parse_database_url(self.database_url, root=PROJECT_ROOT)
 
 
 @lru_cache

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from typing import Any
 
-from service.database_url import DatabaseURL
+from launcher.database_url import DatabaseURL
 from service.settings import Settings
 
 APPLICATION_NAME = "service"

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from service.database_url import DatabaseURL, parse_database_url
+from tests.urls import DatabaseURL, parse_database_url
 
 PASSWORD = "s3cret-Pa55-w0rd"  # a value tests search for in every output
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.database_url import PROJECT_ROOT, DatabaseURL, parse_database_url
+from tests.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
 from tests import postgres
 from tests.cluster import PrivateCluster
 

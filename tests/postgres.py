@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from service.database_url import DatabaseURL, parse_database_url
+from tests.urls import DatabaseURL, parse_database_url
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests import postgres
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from launcher.cli import main as launcher_cli
-from service.database_url import PROJECT_ROOT
+from tests.urls import PROJECT_ROOT
 from tests.deploy.deploy_files import (
     APP_ROOT,
     ENV_EXAMPLE,

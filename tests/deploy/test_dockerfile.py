@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.database_url import PROJECT_ROOT, DatabaseURL
+from tests.urls import PROJECT_ROOT, DatabaseURL
 from tests.deploy.deploy_files import (
     APP_ROOT,
     DOCKERIGNORE,

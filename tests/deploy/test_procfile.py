@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from service.database_url import PROJECT_ROOT, parse_database_url
+from tests.urls import PROJECT_ROOT, parse_database_url
 from tests.deploy.deploy_files import PROCFILE
 from tests.processes import (
     LoggedProcess,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.database_url import PROJECT_ROOT
+from tests.urls import PROJECT_ROOT
 from tests.deploy.deploy_files import (
     APP_ROOT,
     UNIT,

@@ -3,7 +3,7 @@
 import socket
 from pathlib import Path
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.processes import Launcher, http_status, launcher_env
 from tests.state import applied_versions
 

@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, cmdline, descendants, http_json, launcher_env
 from tests.revisions import add_revision

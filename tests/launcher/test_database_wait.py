@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, launcher_env
 from tests.state import applied_versions
@@ -59,8 +59,8 @@ def test_database_that_comes_up_during_the_wait(
     from tests.conftest import free_port
 
     proxy_port = free_port()
-    proxy = LateProxy(postgres_url.port, proxy_port, delay=3)
-    late_url = DatabaseURL(postgres_url.url.replace(f":{postgres_url.port}/", f":{proxy_port}/"))
+    proxy = LateProxy(5432, proxy_port, delay=3)
+    late_url = DatabaseURL(postgres_url.url.replace(":5432/", f":{proxy_port}/"))
     try:
         launcher = Launcher(
             ["migrate", "--db-wait", "30"], env=launcher_env(late_url), log_path=tmp_path / "out"

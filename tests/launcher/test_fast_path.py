@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.processes import Launcher, launcher_env
 from tests.revisions import add_revision
 from tests.state import applied_versions

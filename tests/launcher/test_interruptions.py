@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.processes import Launcher, group_processes, http_status, launcher_env
 from tests.revisions import add_revision
 from tests.state import applied_versions

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.processes import Launcher, http_json, launcher_env
 
 FIELDS = {"time", "level", "logger", "message", "phase"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests import postgres
 from tests.conftest import free_port
 from tests.processes import Launcher, all_pids, cmdline, group_processes, launcher_env

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.processes import Launcher, launcher_env
 
 

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.database_url import PROJECT_ROOT, DatabaseURL
+from tests.urls import PROJECT_ROOT, DatabaseURL
 from service.tables import metadata
 from tests import postgres
 from tests.processes import run_alembic

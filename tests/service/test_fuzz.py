@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from service.main import build_api
 from tests import postgres
 from tests.conftest import free_port

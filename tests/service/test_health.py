@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from service.main import create_app
 from service.settings import get_settings
 

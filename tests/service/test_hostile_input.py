@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests.processes import Launcher, launcher_env
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.database_url import DatabaseURL
+from tests.urls import DatabaseURL
 from tests import postgres
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, http_json, launcher_env

@@ -1,0 +1,47 @@
+"""Ask Alembic itself about the revision graph: `python -m launcher.alembic_query INI [CURRENT...]`.
+
+The launcher runs this as a child when its static reading of the graph steps aside. It uses
+only Alembic's own configuration and script directory (no project module), and prints one JSON
+object: the heads, what `alembic upgrade heads` would run from CURRENT (oldest first), and the
+whole history, each revision with its message. Alembic's own errors exit 255 with a `FAILED:`
+line, as its CLI does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(Config(ini))
+    # What `upgrade heads` runs: the same call Alembic's upgrade command makes.
+    steps = script._upgrade_revs("heads", current)
+    history = list(reversed(list(script.walk_revisions())))
+    return {
+        "heads": sorted(script.get_heads()),
+        "pending": [[step.revision.revision, step.revision.doc] for step in steps],
+        "history": [[rev.revision, list(rev._all_down_revisions), rev.doc] for rev in history],
+    }
+
+
+def main(argv: list[str]) -> int:
+    from alembic.util import CommandError
+
+    if not argv:
+        print("usage: python -m launcher.alembic_query INI [CURRENT...]", file=sys.stderr)
+        return 2
+    try:
+        answer = describe(argv[0], tuple(argv[1:]))
+    except CommandError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 255
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

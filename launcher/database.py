@@ -1,0 +1,255 @@
+"""The launcher's database session: asyncpg, driven from the launcher's synchronous code.
+
+asyncpg is the one interpreter of a PostgreSQL URL (libpq's environment variables, passfile,
+sslmode and sslrootcert, Unix sockets, several hosts) and the one speaker of the protocol, here
+as in the Alembic child and the app. Its event loop runs on a thread of its own so that the
+launcher's main thread keeps a hard deadline on every exchange and answers signals at once,
+whatever the server does: a server that drips bytes, or makes the client hash a password for
+minutes (a SCRAM iteration count is the server's choice), costs at most the deadline. A loop
+that is still busy when its deadline passes is abandoned with its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from launcher.database_url import DatabaseURL
+from launcher.errors import EXIT_CONFIG, SupervisorError
+
+T = TypeVar("T")
+
+QUERY_TIMEOUT_SECONDS = 10.0
+CLOSE_TIMEOUT_SECONDS = 2.0
+_SLICE_SECONDS = 0.05
+
+
+class RetryableError(Exception):
+    """Waiting may help: the server is not (yet) reachable, or did not answer in time."""
+
+
+class Interrupted(Exception):
+    """A signal arrived while an exchange was under way."""
+
+
+class _LoopThread:
+    """An asyncio loop on a daemon thread; the caller waits for each coroutine with a deadline."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="supervisor-database", daemon=True
+        )
+        self._thread.start()
+
+    def run(
+        self,
+        coroutine: Coroutine[Any, Any, T],
+        *,
+        timeout: float,
+        should_stop: Callable[[], bool],
+    ) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return future.result(
+                    timeout=max(0.0, min(_SLICE_SECONDS, deadline - time.monotonic()))
+                )
+            except concurrent.futures.TimeoutError:
+                pass
+            if should_stop():
+                future.cancel()
+                raise Interrupted
+            if time.monotonic() >= deadline:
+                future.cancel()
+                raise TimeoutError
+
+    def stop(self) -> None:
+        # A loop stuck in a C call never sees this; its daemon thread dies with the process.
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class PostgresSession:
+    """One asyncpg connection owned by the launcher (the wait, the version read, the lock)."""
+
+    def __init__(self, thread: _LoopThread, connection: Any, should_stop: Callable[[], bool]):
+        self._thread = thread
+        self._connection = connection
+        self._should_stop = should_stop
+        self.backend_pid: int = connection.get_server_pid()
+
+    @classmethod
+    def connect(
+        cls,
+        url: DatabaseURL,
+        *,
+        timeout: float,
+        application_name: str,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> PostgresSession:
+        """Connect within `timeout` seconds, all of it (TLS, authentication), or raise
+        RetryableError, SupervisorError (exit 78: waiting cannot help) or Interrupted."""
+        import asyncpg  # only PostgreSQL needs it
+
+        thread = _LoopThread()
+        connecting = asyncpg.connect(
+            url.asyncpg_dsn(),
+            timeout=timeout,
+            server_settings={"application_name": application_name[:63]},
+        )
+        try:
+            connection = thread.run(connecting, timeout=timeout + 0.2, should_stop=should_stop)
+        except Interrupted:
+            thread.stop()
+            raise
+        except TimeoutError:
+            thread.stop()
+            raise RetryableError("connection timed out") from None
+        except Exception as error:
+            thread.stop()
+            raise classify_connect_error(error, url) from None
+        return cls(thread, connection, should_stop)
+
+    def fetch(self, query: str, *args: Any, timeout: float = QUERY_TIMEOUT_SECONDS) -> list[Any]:
+        """The rows of one query; RetryableError when the connection is lost or times out."""
+        try:
+            rows = self._thread.run(
+                self._connection.fetch(query, *args, timeout=timeout),
+                timeout=timeout + 0.2,
+                should_stop=self._should_stop,
+            )
+        except TimeoutError:
+            raise RetryableError(f"the database did not answer within {timeout:g}s") from None
+        except (OSError, ConnectionError) as error:
+            raise RetryableError(describe_error(error)) from None
+        except Exception as error:
+            if _is_connection_lost(error):
+                raise RetryableError(describe_error(error)) from None
+            raise
+        return [tuple(row) for row in rows]
+
+    def fetchval(self, query: str, *args: Any) -> Any:
+        rows = self.fetch(query, *args)
+        return rows[0][0] if rows else None
+
+    def versions(self, schema: str) -> tuple[str, ...] | None:
+        """The revisions in schema.alembic_version, sorted; None when there is no such table."""
+        import asyncpg
+
+        table = f'"{schema}".alembic_version'
+        try:
+            if not self.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                return None
+            rows = self.fetch(f"SELECT version_num FROM {table}")
+        except asyncpg.PostgresError as error:  # e.g. no USAGE on the schema for this role
+            raise SupervisorError(
+                f"cannot read {schema}.alembic_version: {first_line(error)}", EXIT_CONFIG
+            ) from None
+        return tuple(sorted(str(row[0]) for row in rows))
+
+    def describe(self) -> str:
+        """Where this session really is, as the server reports it: no password, ever."""
+        row = self.fetch(
+            "SELECT current_user, current_database(), inet_server_addr()::text, "
+            "inet_server_port(), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())"
+        )[0]
+        user, database, address, port, tls = row
+        where = f"{address.split('/')[0]}:{port}" if address else "local socket"
+        return f"postgresql://{user}@{where}/{database}" + (" (TLS)" if tls else " (no TLS)")
+
+    def close(self) -> None:
+        try:
+            self._thread.run(
+                self._connection.close(timeout=CLOSE_TIMEOUT_SECONDS),
+                timeout=CLOSE_TIMEOUT_SECONDS + 0.2,
+                should_stop=lambda: False,
+            )
+        except Exception:  # closing is a courtesy: the server ends the session either way
+            self._connection.terminate()
+        finally:
+            self._thread.stop()
+
+
+def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
+    """What a failed connect means: RetryableError if waiting may help, else exit 78."""
+    import asyncpg
+
+    shown = url.describe()
+
+    def config(message: str) -> SupervisorError:
+        return SupervisorError(f"configuration error: {message} ({shown})", EXIT_CONFIG)
+
+    if isinstance(
+        error, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        return config(f"authentication failed: {first_line(error)}")
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return config(first_line(error))
+    if isinstance(error, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
+        return RetryableError(first_line(error))
+    if isinstance(error, asyncpg.ClientConfigurationError | ValueError | TypeError):
+        # asyncpg's own reading of the URL rejected it (a bad sslmode, port or parameter).
+        return config(f"the database URL was rejected: {first_line(error)}")
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return config(f"the server's TLS certificate was not accepted: {error.verify_message}")
+    if isinstance(error, asyncpg.PostgresError):  # e.g. an unknown server setting in the URL
+        return config(f"the database refused the connection: {first_line(error)}")
+    if isinstance(error, ConnectionError) and "rejected SSL" in str(error):
+        return config("the server does not offer TLS, which sslmode requires")
+    if isinstance(error, socket.gaierror):
+        return RetryableError(f"cannot resolve the host ({error.strerror})")
+    # Refused, reset, timed out, or a reply no PostgreSQL server would send: retried until
+    # --db-wait is spent, then exit 69 naming it.
+    return RetryableError(describe_error(error))
+
+
+def _is_connection_lost(error: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        error, asyncpg.ConnectionDoesNotExistError | asyncpg.PostgresConnectionError
+    ) or (type(error).__name__ == "InterfaceError" and "closed" in str(error))
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
+        return "connection timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError) and error.errno is not None:
+        import os
+
+        return os.strerror(error.errno).lower()
+    text = first_line(error)
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def read_sqlite_versions(path: Any) -> tuple[str, ...] | None:
+    """The revisions in a SQLite database's alembic_version; None when there is none yet."""
+    import sqlite3  # the standard library's; imported only for SQLite
+
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+            ).fetchone()
+            if not exists:
+                return None
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.DatabaseError as error:
+        raise SupervisorError(f"cannot read SQLite database {path}: {error}", EXIT_CONFIG) from None
+    return tuple(sorted(str(row[0]) for row in rows))

@@ -1,0 +1,168 @@
+"""The database URL: told apart (SQLite or PostgreSQL), shown without its password.
+
+This module never decides where to connect. A PostgreSQL URL goes, exactly as it was given, to
+asyncpg, which alone interprets it with libpq's semantics (PGHOST, PGPORT, PGPASSWORD, passfile,
+sslmode, Unix sockets, several hosts); asyncpg also rejects what it cannot use, and the
+launcher turns that into one line and exit 78 (launcher/database.py). Here a URL is only
+recognised, checked for what no driver could read, and redacted for display by parsing it.
+
+Standard library only: the launcher imports this before anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_SCHEMA = "test_app"
+DEFAULT_SQLITE_FILE = Path("var") / "app.db"
+
+POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
+SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Where a URL starts inside free text (a child's output line): redacted by parsing it.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+class DatabaseURLError(ValueError):
+    """A database URL or schema that cannot be used; the message never holds a password."""
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A database URL as the user gave it, and the SQLite file it names (absolute)."""
+
+    url: str
+    sqlite_file: Path | None = None  # set for SQLite only, resolved from the project root
+
+    @property
+    def scheme(self) -> str:
+        return self.url.partition(":")[0].lower()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.scheme in SQLITE_SCHEMES
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.scheme in POSTGRES_SCHEMES
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.sqlite_file is None:
+            raise DatabaseURLError("not a SQLite URL")
+        return self.sqlite_file
+
+    @property
+    def database(self) -> str:
+        """The database named in the URL's path (empty: libpq's default applies)."""
+        return unquote(urlsplit(self.url).path[1:])
+
+    def asyncpg_dsn(self) -> str:
+        """The same URL under the scheme asyncpg reads (SQLAlchemy's spelling dropped)."""
+        return "postgresql" + self.url[len(self.scheme) :] if self.is_postgres else self.url
+
+    def sqlalchemy_url(self) -> str:
+        """The URL naming the async driver, for SQLAlchemy (SQLite: the absolute file)."""
+        if self.is_sqlite:
+            return f"sqlite+aiosqlite:///{self.sqlite_path}"
+        return "postgresql+asyncpg" + self.url[len(self.scheme) :]
+
+    def redacted(self) -> str:
+        """The URL with every password replaced by ***, safe for logs and errors."""
+        return redact_url(self.url)
+
+    def describe(self) -> str:
+        """What an operator reads on the first lines: which database this is."""
+        if self.is_sqlite:
+            return f"sqlite {self.sqlite_path}"
+        return redact_url(self.url)
+
+    def with_database(self, name: str) -> DatabaseURL:
+        """The same server and credentials, another database (PostgreSQL only)."""
+        parts = urlsplit(self.url)
+        return DatabaseURL(parts._replace(path="/" + name).geturl())
+
+
+def parse_database_url(raw: str | None, *, root: Path) -> DatabaseURL:
+    """Recognise a user-supplied URL, or raise DatabaseURLError with a password-free message.
+
+    Empty means the SQLite file var/app.db under `root`; a relative SQLite path resolves from
+    `root` (the folder of the Alembic configuration), never from the cwd.
+    """
+    if raw is None or not raw.strip():
+        path = (root / DEFAULT_SQLITE_FILE).resolve()
+        return DatabaseURL(f"sqlite:///{path}", sqlite_file=path)
+    url = raw.strip()
+    scheme, colon, _rest = url.partition(":")
+    if not colon or scheme.lower() not in (*POSTGRES_SCHEMES, *SQLITE_SCHEMES):
+        shown = scheme.lower() if colon and len(scheme) < 30 else "(none)"
+        raise DatabaseURLError(
+            f"unsupported database URL scheme {shown!r}: use postgres://, postgresql:// "
+            "or sqlite:///path"
+        )
+    if scheme.lower() in SQLITE_SCHEMES:
+        return DatabaseURL(url, sqlite_file=_sqlite_file(url, root))
+    if not url[len(scheme) :].startswith("://"):
+        raise DatabaseURLError("malformed PostgreSQL URL: expected postgresql://...")
+    return DatabaseURL(url)
+
+
+def _sqlite_file(url: str, root: Path) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise DatabaseURLError(
+            "malformed SQLite URL: use sqlite:///relative/path or sqlite:////abs"
+        )
+    path = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+    if not path or path == ":memory:":
+        raise DatabaseURLError("SQLite needs a database file, not an in-memory database")
+    return (root / path).resolve()
+
+
+def validate_schema(schema: str) -> str:
+    """A PostgreSQL schema name we can safely quote into DDL and search_path."""
+    if not _IDENTIFIER.fullmatch(schema):
+        raise DatabaseURLError(
+            f"invalid schema name {schema!r}: letters, digits and _ only, at most 63 characters"
+        )
+    return schema
+
+
+def redact_url(url: str) -> str:
+    """A URL with the password of its user part and of its query replaced by ***.
+
+    Parsed, not searched: `userinfo@hosts` is split at its last @ as every URL parser does,
+    so a password holding @ or : is redacted whole, and text that merely equals the password
+    elsewhere is left alone.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority_end = len(rest)
+    for stop in "/?#":
+        position = rest.find(stop)
+        if position != -1:
+            authority_end = min(authority_end, position)
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, hosts = authority.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}:***@{hosts}" if colon else f"{user}@{hosts}"
+    path, question, query = tail.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        pairs = []
+        for pair in query.split("&"):
+            key = unquote(pair.partition("=")[0]).lower()
+            pairs.append(f"{pair.partition('=')[0]}=***" if key in _SECRET_QUERY_KEYS else pair)
+        tail = f"{path}?{'&'.join(pairs)}{hash_}{fragment}"
+    return f"{scheme}://{authority}{tail}"
+
+
+def redact_urls_in(text: str) -> str:
+    """Every URL inside a line of text, redacted (a child's output, an error message)."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)

@@ -1,0 +1,125 @@
+"""The migration lock: one migrator per database and schema, whoever starts it.
+
+PostgreSQL: a session-level advisory lock, polled with pg_try_advisory_lock() outside any
+transaction (a session blocked inside pg_advisory_lock() can deadlock against CREATE INDEX
+CONCURRENTLY run by the holder). SQLite: an exclusive flock on a file beside the database.
+Both belong to something the server or the kernel cleans up when the holder dies, so a crashed
+migrator never leaves a lock behind.
+
+One waiting policy (`Waiting`: a deadline, a log line naming the holder every 5 s) drives every
+form: the launcher's own session (asyncpg), and the helpers env.py uses (launcher.env_lock).
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+
+# Set by the launcher for its alembic child when the launcher itself holds the lock: the server
+# pid of the session holding it. The env.py helper checks in pg_locks that this session holds
+# it, and only then migrates without taking the lock itself.
+LOCK_HOLDER_ENV = "MIGRATION_LOCK_HOLDER"
+
+POLL_SECONDS = 0.1
+LOG_EVERY_SECONDS = 5.0
+
+logger = logging.getLogger("launcher.lock")
+
+
+class LockTimeout(Exception):
+    """The lock was not ours within the deadline."""
+
+
+def advisory_lock_key(database: str, schema: str) -> int:
+    """A stable, non-negative 63-bit key per database and schema."""
+    digest = hashlib.blake2b(f"migrations\0{database}\0{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def try_lock_sql(key: int) -> str:
+    return f"SELECT pg_try_advisory_lock({int(key)})"
+
+
+def unlock_sql(key: int) -> str:
+    return f"SELECT pg_advisory_unlock({int(key)})"
+
+
+def holder_sql(key: int) -> str:
+    """Who holds the lock: pid, application_name, state, what it runs (one row, or none)."""
+    return (
+        "SELECT a.pid, a.application_name, a.state, "
+        "left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) "
+        "FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        f"AND l.classid = {int(key) >> 32} AND l.objid = {int(key) & 0xFFFF_FFFF}"
+    )
+
+
+def describe_holder(row: tuple | None) -> str:
+    if not row:
+        return "a session that just let it go"
+    pid, application_name, state = row[0], row[1], row[2]
+    text = f"pid {pid} ({application_name or 'no application_name'!r}"
+    # A launcher holding the lock for its alembic child is idle on its own connection: the
+    # work happens in the child's session, named after it.
+    if state and state != "idle":
+        text += f", {state}"
+    return text + ")"
+
+
+class Waiting:
+    """How long to wait, when to say so, when to give up: every lock form shares this."""
+
+    def __init__(self, what: str, timeout: float, log: logging.Logger = logger) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self._last_log = float("-inf")
+        self._log = log
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def pause(self, describe_holder: Callable[[], str]) -> float:
+        """After a failed try: log now and then, raise LockTimeout past the deadline, and
+        return how long to sleep before the next try."""
+        now = time.monotonic()
+        if now - self.started >= self.timeout:
+            raise LockTimeout(
+                f"waited {self.timeout:g}s for the migration lock on {self.what}, "
+                f"held by {describe_holder()}"
+            )
+        if now - self._last_log >= LOG_EVERY_SECONDS:
+            self._log.info(
+                "waiting for the migration lock on %s, held by %s, for %.0fs",
+                self.what,
+                describe_holder(),
+                now - self.started,
+            )
+            self._last_log = now
+        return min(POLL_SECONDS, max(0.0, self.started + self.timeout - now))
+
+
+def acquire_postgres(
+    query: Callable[[str], list[tuple]],
+    key: int,
+    waiting: Waiting,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Poll until the lock is ours (True) or should_stop() (False); LockTimeout at the deadline.
+    `query` runs one SQL statement on the session that is to hold the lock."""
+    while not query(try_lock_sql(key))[0][0]:
+        if should_stop():
+            return False
+        pause = waiting.pause(lambda: describe_holder(_first(query(holder_sql(key)))))
+        time.sleep(pause)
+    return True
+
+
+def _first(rows: list[tuple]) -> tuple | None:
+    return rows[0] if rows else None
