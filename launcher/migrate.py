@@ -11,6 +11,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from launcher import logs, pgwire, phases
+from launcher.alembic_config import AlembicConfigError, load_alembic_config
 from launcher.database_wait import DatabaseState, wait_for_database
 from launcher.errors import (
     EXIT_MIGRATION_FAILED,
@@ -20,8 +21,8 @@ from launcher.errors import (
 )
 from launcher.lock_key import LOCK_HOLDER_ENV
 from launcher.migration_lock import hold_migration_lock
-from launcher.revisions import read_revision_graph
-from launcher.settings import MIGRATIONS_DIR, Settings
+from launcher.revisions import RevisionGraph, read_revision_graph
+from launcher.settings import ALEMBIC_INI, Settings
 from launcher.signals import SignalState
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def already_at_head(state: DatabaseState) -> bool:
     """True only when the static graph proves there is nothing to apply."""
     if not state.versions:
         return False
-    graph = read_revision_graph(MIGRATIONS_DIR / "versions")
+    graph = static_revision_graph()
     if graph is None:
         logs.logger.info("revision files not readable statically: asking alembic")
         return False
@@ -68,6 +69,15 @@ def already_at_head(state: DatabaseState) -> bool:
         )
         return True
     return False
+
+
+def static_revision_graph() -> RevisionGraph | None:
+    """The revision graph read without Alembic, or None when only Alembic can tell."""
+    try:
+        return read_revision_graph(load_alembic_config(ALEMBIC_INI))
+    except AlembicConfigError as error:
+        logs.logger.info("%s: asking alembic", error)
+        return None
 
 
 def upgrade_to_head(settings: Settings, signals: SignalState, *, recheck: bool) -> None:

@@ -17,12 +17,12 @@ from launcher.errors import (
 from launcher.migrate import (
     already_at_head,
     application_name,
+    static_revision_graph,
     stop_if_signalled,
     upgrade_to_head,
     wait_for,
 )
-from launcher.revisions import read_revision_graph
-from launcher.settings import MIGRATIONS_DIR, Settings
+from launcher.settings import Settings
 from launcher.signals import capture_signals
 
 
@@ -59,8 +59,9 @@ def check(settings: Settings) -> int:
     with capture_signals() as signals:
         state = wait_for(settings, signals)
         current = state.versions or ()
-        graph = read_revision_graph(MIGRATIONS_DIR / "versions")
-        pending = graph.pending(current) if graph else None
+        graph = static_revision_graph()
+        revisions = graph.pending(current) if graph else None
+        pending = [revision.id for revision in revisions] if revisions is not None else None
         if pending is None:
             current, pending = _ask_alembic_for_pending(settings, signals)
     at = ", ".join(current) or "an empty database"

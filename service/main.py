@@ -23,9 +23,15 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 def migration_heads() -> tuple[str, ...]:
     """The revisions the code expects the database to be at."""
-    from launcher.revisions import read_revision_graph  # standard library only, and fast
+    # Standard library only, and fast.
+    from launcher.alembic_config import AlembicConfigError, load_alembic_config
+    from launcher.revisions import read_revision_graph
+    from launcher.settings import ALEMBIC_INI
 
-    graph = read_revision_graph(MIGRATIONS_DIR / "versions")
+    try:
+        graph = read_revision_graph(load_alembic_config(ALEMBIC_INI))
+    except AlembicConfigError:
+        graph = None
     if graph is not None:
         return graph.heads
     from alembic.script import ScriptDirectory  # the slow, authoritative answer
