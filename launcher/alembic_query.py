@@ -23,7 +23,9 @@ def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
     history = list(reversed(list(script.walk_revisions())))
     return {
         "heads": sorted(script.get_heads()),
-        "pending": [[step.revision.revision, step.revision.doc] for step in steps],
+        "pending": [
+            [step.revision.revision, step.revision.doc, step.revision.path] for step in steps
+        ],
         "history": [[rev.revision, list(rev._all_down_revisions), rev.doc] for rev in history],
     }
 

@@ -40,9 +40,14 @@ def run_child(
     signals: SignalState,
     log_format: str,
     on_line: Callable[[str], None] | None = None,
+    observe: Callable[[str], None] | None = None,
+    tick: Callable[[], None] | None = None,
     what: str = "migration",
 ) -> ChildResult:
-    """Run argv (no shell), stream its lines to stderr as they come and keep the tail."""
+    """Run argv (no shell), stream its lines to stderr as they come and keep the tail.
+
+    `on_line` takes each line instead of stderr; `observe` sees each line as well; `tick` is
+    called at least every 0.1 s while the child runs."""
     process = subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -88,7 +93,9 @@ def run_child(
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
-                        _emit(line, tail, log_format, on_line)
+                        _emit(line, tail, log_format, on_line, observe)
+                if tick is not None:
+                    tick()
                 now = time.monotonic()
                 if not timed_out and now >= deadline:
                     timed_out = True
@@ -100,7 +107,7 @@ def run_child(
                     signal_process_group(process.pid, signal.SIGKILL)
                     kill_at = float("inf")
             if pending:
-                _emit(pending, tail, log_format, on_line)
+                _emit(pending, tail, log_format, on_line, observe)
     finally:
         if exit_fd is not None:
             os.close(exit_fd)
@@ -141,12 +148,18 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _emit(
-    raw: bytes, tail: deque[str], log_format: str, on_line: Callable[[str], None] | None
+    raw: bytes,
+    tail: deque[str],
+    log_format: str,
+    on_line: Callable[[str], None] | None,
+    observe: Callable[[str], None] | None = None,
 ) -> None:
     line = raw.decode("utf-8", errors="replace").rstrip("\r")
     tail.append(logs.redact(line))
     if on_line is not None:
         on_line(line)
-        return
-    sys.stderr.write(logs.child_line(line, log_format=log_format) + "\n")
-    sys.stderr.flush()
+    else:
+        sys.stderr.write(logs.child_line(line, log_format=log_format) + "\n")
+        sys.stderr.flush()
+    if observe is not None:
+        observe(line)

@@ -15,6 +15,17 @@ _EXCEPTION_LINE = re.compile(
 # Checked in order; the first pattern found anywhere in the output names the cause.
 _KNOWN_CAUSES: tuple[tuple[re.Pattern[str], str], ...] = (
     (
+        re.compile(
+            r"ConnectionDoesNotExistError|connection was closed in the middle of operation|"
+            r"terminating connection due to (administrator command|crash of another server)|"
+            r"AdminShutdown|CrashShutdown|server closed the connection unexpectedly|"
+            r"the database system is shutting down",
+            re.I,
+        ),
+        "the database connection was lost mid-migration (did the server restart or crash?); "
+        "the revision's transaction was rolled back by the server: safe to retry",
+    ),
+    (
         re.compile(r"lock timeout|LockNotAvailable|canceling statement due to lock timeout", re.I),
         "lock timeout",
     ),

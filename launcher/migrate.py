@@ -34,7 +34,8 @@ from launcher.lock import (
     acquire_postgres,
     advisory_lock_key,
 )
-from launcher.revisions import read_revision_graph
+from launcher.revisions import Revision, read_revision_graph
+from launcher.safety import check_pending
 from launcher.settings import Settings
 from launcher.signals import SignalState
 
@@ -67,13 +68,12 @@ def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
     return state
 
 
-def pending_revisions(settings: Settings, versions: tuple[str, ...] | None) -> list[str] | None:
+def pending_revisions(
+    settings: Settings, versions: tuple[str, ...] | None
+) -> list[Revision] | None:
     """The revisions `alembic upgrade heads` would run, from the static graph; None if unsure."""
     graph = read_revision_graph(settings.alembic)
-    if graph is None:
-        return None
-    pending = graph.pending(versions or ())
-    return None if pending is None else [revision.id for revision in pending]
+    return None if graph is None else graph.pending(versions or ())
 
 
 def already_at_head(settings: Settings, state: DatabaseState) -> bool:
@@ -98,7 +98,8 @@ def upgrade_to_head(
     session = state.session
     if session is not None and not _take_lock(session, settings, signals):
         stop_if_signalled(signals, "while waiting for the migration lock")
-    if session is not None and recheck:
+    versions = state.versions
+    if session is not None:
         try:
             versions = session.versions(settings.schema)
         except RetryableError as error:
@@ -106,9 +107,22 @@ def upgrade_to_head(
                 f"lost the database while holding the migration lock: {error}",
                 EXIT_DATABASE_UNAVAILABLE,
             ) from None
-        if already_at_head(settings, DatabaseState(versions=versions)):
+        if recheck and already_at_head(settings, DatabaseState(versions=versions)):
             return
-    _run_alembic(settings, signals, lock_holder=session.backend_pid if session else None)
+    planned = pending_revisions(settings, versions)
+    files = {revision.id: revision.path for revision in planned or []}
+    check_pending(settings, versions or (), session, files)
+    if session is not None:
+        # Whoever waits for the lock sees that its holder is migrating, not idle.
+        session.fetch(
+            "SELECT set_config('application_name', $1, false)", application_name("migrating")
+        )
+    _run_alembic(
+        settings,
+        signals,
+        lock_holder=session.backend_pid if session else None,
+        planned=[revision.id for revision in planned] if planned is not None else None,
+    )
     logs.logger.info("migrations applied: schema at head")
 
 
@@ -133,14 +147,22 @@ def _take_lock(session: PostgresSession, settings: Settings, signals: SignalStat
         ) from None
 
 
-def _run_alembic(settings: Settings, signals: SignalState, *, lock_holder: int | None) -> None:
+def _run_alembic(
+    settings: Settings,
+    signals: SignalState,
+    *,
+    lock_holder: int | None,
+    planned: list[str] | None,
+) -> None:
     from launcher.child import run_child  # subprocess and selectors: only when migrating
+    from launcher.progress import MigrationProgress
 
     logs.logger.info("migrating to head (alembic upgrade head)")
     env = settings.child_environment(application_name("migrate"))
     if lock_holder is not None:
         env[LOCK_HOLDER_ENV] = str(lock_holder)
     argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
+    progress = MigrationProgress(planned)
     result = run_child(
         argv,
         cwd=settings.project_root,
@@ -148,7 +170,13 @@ def _run_alembic(settings: Settings, signals: SignalState, *, lock_holder: int |
         timeout=settings.migration_timeout,
         signals=signals,
         log_format=settings.log_format,
+        observe=progress.observe,
+        tick=progress.tick,
     )
+    if result.returncode == 0 and not result.timed_out and result.interrupted_by is None:
+        progress.finish_revision()
+    else:
+        progress.abandon()
     _raise_for_result(result, settings)
 
 

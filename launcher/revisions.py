@@ -18,7 +18,7 @@ from pathlib import Path
 from launcher.alembic_config import AlembicConfig
 from launcher.revision_files import RevisionFile, StepAside, read_revision_file, revision_paths
 
-logger = logging.getLogger("launcher")
+logger = logging.getLogger("supervisor.revisions")
 
 _ILLEGAL_ID_CHARACTERS = frozenset("@-+:")  # alembic.script.revision._revision_illegal_chars
 _SYMBOLIC_NAMES = frozenset({"head", "heads", "base"})  # Alembic resolves these, not a lookup

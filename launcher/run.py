@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from launcher import logs, phases
@@ -22,6 +23,7 @@ from launcher.migrate import (
     upgrade_to_head,
     wait_for,
 )
+from launcher.safety import check_pending
 from launcher.settings import Settings
 from launcher.signals import SignalState, capture_signals
 
@@ -70,29 +72,37 @@ def migrate(settings: Settings) -> int:
 
 
 def check(settings: Settings) -> int:
-    """Exit 0 when the schema is at head, 1 listing what is pending. Applies nothing."""
+    """Exit 0 when the schema is at head, 1 listing what is pending (5 with --lint and a
+    finding). Applies nothing."""
     with capture_signals() as signals:
         state = wait_for(settings, signals)
-        state.close()
-        current = state.versions or ()
-        graph = _static_graph(settings)
-        pending: list[tuple[str, str]] | None = None
-        if graph is not None:
-            steps = graph.pending(current)
-            if steps is not None:
-                pending = [(step.id, step.message) for step in steps]
-        if pending is None:
-            pending = [
-                (rev, doc) for rev, doc in _ask_alembic(settings, signals, current)["pending"]
-            ]
-    at = ", ".join(current) or "an empty database"
-    if not pending:
-        logs.logger.info("schema at head (%s)", at)
-        return EXIT_OK
-    logs.logger.warning("%d revision(s) pending on %s:", len(pending), at)
-    for revision, message in pending:
-        print(f"{revision}  {message}".rstrip(), flush=True)
+        try:
+            current = state.versions or ()
+            pending = _pending_with_files(settings, signals, current)
+            at = ", ".join(current) or "an empty database"
+            if not pending:
+                logs.logger.info("schema at head (%s)", at)
+                return EXIT_OK
+            logs.logger.warning("%d revision(s) pending on %s:", len(pending), at)
+            for revision, message, _path in pending:
+                print(f"{revision}  {message}".rstrip(), flush=True)
+            files = {revision: Path(path) for revision, _message, path in pending if path}
+            check_pending(settings, current, state.session, files)
+        finally:
+            state.close()
     return EXIT_PENDING
+
+
+def _pending_with_files(
+    settings: Settings, signals: SignalState, current: tuple[str, ...]
+) -> list[tuple[str, str, str | None]]:
+    """(revision, message, file) of what `upgrade heads` would run: statically when sure."""
+    graph = _static_graph(settings)
+    steps = graph.pending(current) if graph is not None else None
+    if steps is not None:
+        return [(step.id, step.message, str(step.path)) for step in steps]
+    answer = _ask_alembic(settings, signals, current)
+    return [(revision, doc, path) for revision, doc, path in answer["pending"]]
 
 
 def status(settings: Settings) -> int:

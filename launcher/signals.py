@@ -31,7 +31,11 @@ class SignalState:
         if self.received is None:
             self.received = signum
         if self.forward_to_group is not None:
-            signal_process_group(self.forward_to_group, signum)
+            # The child is a Python program: SIGINT would print a KeyboardInterrupt traceback
+            # (a CancelledError chain under asyncio) of a hundred lines; SIGTERM ends it quietly
+            # and just as well (its open transaction is rolled back by the server).
+            forwarded = signal.SIGTERM if signum == signal.SIGINT else signum
+            signal_process_group(self.forward_to_group, forwarded)
 
 
 @contextlib.contextmanager

@@ -103,7 +103,7 @@ def test_revision_file_it_cannot_read_goes_to_alembic(
         launcher.wait_http(port)
     finally:
         launcher.stop()
-    assert "not readable statically" in launcher.output
+    assert "static revision reader steps aside" in launcher.output
     assert applied_versions(sqlite_url) == ["0002"]
 
 
