@@ -29,6 +29,7 @@ class ChildResult:
     timed_out: bool
     interrupted_by: int | None
     tail: tuple[str, ...]
+    stdout: bytes = b""  # with capture_stdout: everything the child wrote to stdout
 
 
 def run_child(
@@ -43,18 +44,20 @@ def run_child(
     observe: Callable[[str], None] | None = None,
     tick: Callable[[], None] | None = None,
     what: str = "migration",
+    capture_stdout: bool = False,
 ) -> ChildResult:
     """Run argv (no shell), stream its lines to stderr as they come and keep the tail.
 
     `on_line` takes each line instead of stderr; `observe` sees each line as well; `tick` is
-    called at least every 0.1 s while the child runs."""
+    called at least every 0.1 s while the child runs. With `capture_stdout`, only the child's
+    stderr is treated so, and its stdout is returned whole (`ChildResult.stdout`)."""
     process = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=functools.partial(_die_with_parent, os.getpid()),
     )
@@ -67,28 +70,35 @@ def run_child(
     timed_out = False
     kill_at: float | None = None
     exit_fd = _open_exit_notifier(process.pid)
+    lines_stream = process.stderr if capture_stdout else process.stdout
+    assert lines_stream is not None and process.stdout is not None
+    captured = bytearray()
     try:
         with selectors.DefaultSelector() as selector:
-            assert process.stdout is not None
-            selector.register(process.stdout, selectors.EVENT_READ, "output")
+            selector.register(lines_stream, selectors.EVENT_READ, "output")
+            if capture_stdout:
+                selector.register(process.stdout, selectors.EVENT_READ, "captured")
             if exit_fd is not None:
                 # Wakes the select the moment the child exits, not a polling slice later.
                 selector.register(exit_fd, selectors.EVENT_READ, "exit")
             pending = b""
-            stream_open = True
-            while stream_open or process.poll() is None:
+            open_streams = 2 if capture_stdout else 1
+            while open_streams or process.poll() is None:
                 exited = process.poll() is not None
                 ready = selector.select(0 if exited else _READ_SLICE_SECONDS)
-                if exited and not any(key.data == "output" for key, _ in ready):
+                if exited and not any(key.data != "exit" for key, _ in ready):
                     break  # gone; whatever still holds the pipe is not worth waiting for
                 for key, _events in ready:
                     if key.data == "exit":
                         selector.unregister(key.fileobj)
                         continue
-                    chunk = os.read(process.stdout.fileno(), 65536)
+                    chunk = os.read(key.fd, 65536)
                     if not chunk:
-                        stream_open = False
-                        selector.unregister(process.stdout)
+                        open_streams -= 1
+                        selector.unregister(key.fileobj)
+                        continue
+                    if key.data == "captured":
+                        captured += chunk
                         continue
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
@@ -115,13 +125,15 @@ def run_child(
         # Nothing of the child may outlive it: grandchildren included.
         signal_process_group(process.pid, signal.SIGKILL)
         process.wait()
-        if process.stdout:
-            process.stdout.close()
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
     return ChildResult(
         returncode=process.returncode,
         timed_out=timed_out,
         interrupted_by=signals.received,
         tail=tuple(tail),
+        stdout=bytes(captured),
     )
 
 

@@ -269,6 +269,23 @@ def _settings(options: dict[str, Any]) -> Settings:
         schema = validate_schema(options.pop("schema"))
     except (AlembicConfigError, DatabaseURLError) as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
+    if "package resource" not in (alembic.unmodelled or ""):
+        # Alembic would fail on these in its child, after the wait: say it now, in one line.
+        if not alembic.script_location.is_dir():
+            _fail(
+                SupervisorError(
+                    f"configuration error: the migrations folder {alembic.script_location} is "
+                    f"missing (script_location in {alembic.path})",
+                    EXIT_CONFIG,
+                )
+            )
+        if not (alembic.script_location / "env.py").is_file():
+            _fail(
+                SupervisorError(
+                    f"configuration error: {alembic.script_location / 'env.py'} is missing",
+                    EXIT_CONFIG,
+                )
+            )
     if "app" in options:
         from launcher.app_check import app_problem
 

@@ -13,7 +13,6 @@ The analysis never raises: a statement PostgreSQL's grammar rejects is itself a 
 from __future__ import annotations
 
 import io
-import subprocess
 import tokenize
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError, scan
 
 from launcher.ddl_rules import RULES, SchemaState, check
+from launcher.signals import SignalState
 
 UNPARSABLE = "unparsable-statement"
 ANALYSIS_ERROR = "analysis-error"
@@ -116,8 +116,12 @@ def render_pending_sql(
     env: dict[str, str],
     current: tuple[str, ...],
     timeout: float,
+    signals: SignalState | None = None,
 ) -> str:
-    """The SQL of the revisions after `current` (Alembic's offline mode, in a child)."""
+    """The SQL of the revisions after `current` (Alembic's offline mode, in a child run as the
+    migration is: its own process group, stopped by a signal or at its deadline)."""
+    from launcher.child import run_child
+
     if len(current) > 1:
         # Offline mode takes one starting revision; from any one of several heads it would
         # render the other branches' applied revisions as pending.
@@ -127,30 +131,35 @@ def render_pending_sql(
         )
     span = f"{current[0]}:heads" if current else "heads"
     argv = [python, "-m", "alembic", "-c", str(alembic_ini), "upgrade", span, "--sql"]
+    stderr: list[str] = []
     try:
-        result = subprocess.run(
+        result = run_child(
             argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
             timeout=timeout,
-            check=False,
+            signals=signals or SignalState(),
+            log_format="text",
+            on_line=stderr.append,
+            what="rendering the pending SQL",
+            capture_stdout=True,
         )
-    except subprocess.TimeoutExpired:
-        raise RenderError(f"rendering the pending SQL timed out after {timeout:g}s") from None
     except OSError as error:
         raise RenderError(f"cannot run {python}: {error.strerror or error}") from None
+    if result.timed_out:
+        raise RenderError(f"rendering the pending SQL timed out after {timeout:g}s")
+    if result.interrupted_by is not None:
+        raise RenderError("rendering the pending SQL was interrupted by a signal")
+    stdout = result.stdout.decode("utf-8", errors="replace")
     if result.returncode != 0:
         from launcher.diagnosis import diagnose
 
-        cause = diagnose(result.stderr.splitlines() or result.stdout.splitlines())
+        cause = diagnose(stderr or stdout.splitlines())
         raise RenderError(
             f"rendering the pending SQL failed (alembic upgrade {span} --sql, exit status "
             f"{result.returncode}): {cause}"
         )
-    return result.stdout
+    return stdout
 
 
 def _judge(statement: _Statement, state: SchemaState) -> list[tuple[str, str]]:

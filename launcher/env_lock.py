@@ -127,7 +127,11 @@ def _postgres_lock(connection: Any, schema: str | None, timeout: float) -> Itera
     held_by = os.environ.get(LOCK_HOLDER_ENV, "").strip()
     holder = query(holder_sql(key))
     if held_by and holder and str(holder[0][0]) == held_by:
-        logger.info("migration lock on schema %s held for this run by the launcher", schema)
+        logger.info(
+            "migration lock on schema %s held for this run by pid %s, the launcher's session",
+            schema,
+            held_by,
+        )
         end_our_transaction()
         yield
         return

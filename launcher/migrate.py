@@ -111,7 +111,8 @@ def upgrade_to_head(
             return
     planned = pending_revisions(settings, versions)
     files = {revision.id: revision.path for revision in planned or []}
-    check_pending(settings, versions or (), session, files)
+    check_pending(settings, versions or (), session, files, signals)
+    stop_if_signalled(signals, "before the migration")
     if session is not None:
         # Whoever waits for the lock sees that its holder is migrating, not idle.
         session.fetch(

@@ -87,7 +87,7 @@ def check(settings: Settings) -> int:
             for revision, message, _path in pending:
                 print(f"{revision}  {message}".rstrip(), flush=True)
             files = {revision: Path(path) for revision, _message, path in pending if path}
-            check_pending(settings, current, state.session, files)
+            check_pending(settings, current, state.session, files, signals)
         finally:
             state.close()
     return EXIT_PENDING

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from launcher.database import PostgresSession
     from launcher.ddl_lint import Finding
     from launcher.settings import Settings
+    from launcher.signals import SignalState
 
 RENDER_TIMEOUT_SECONDS = 120.0
 
@@ -34,6 +35,7 @@ def findings_for_pending(
     current: tuple[str, ...],
     session: PostgresSession | None,
     revision_files: dict[str, Path],
+    signals: SignalState | None = None,
 ) -> list[Finding]:
     """Render what `upgrade heads` would run (Alembic's offline mode) and analyse it."""
     from launcher.ddl_lint import analyse, render_pending_sql, split_offline_sql
@@ -44,7 +46,10 @@ def findings_for_pending(
         cwd=settings.project_root,
         env=settings.child_environment("supervisor lint"),
         current=current,
-        timeout=RENDER_TIMEOUT_SECONDS,
+        # Rendering runs each revision's Python: one that sleeps or loops must not hold the
+        # start-up longer than a migration may take.
+        timeout=min(RENDER_TIMEOUT_SECONDS, settings.migration_timeout),
+        signals=signals,
     )
     existing: dict[str, dict[str, str]] | None = None
     if session is not None:
@@ -59,6 +64,7 @@ def check_pending(
     current: tuple[str, ...],
     session: PostgresSession | None,
     revision_files: dict[str, Path],
+    signals: SignalState | None = None,
 ) -> list[Finding]:
     """Run the analysis as `settings.lint` asks; raise (exit 5) when strict finds anything."""
     if settings.lint == "off":
@@ -69,7 +75,7 @@ def check_pending(
     from launcher.ddl_lint import RenderError
 
     try:
-        findings = findings_for_pending(settings, current, session, revision_files)
+        findings = findings_for_pending(settings, current, session, revision_files, signals)
     except RenderError as error:
         if settings.lint == "strict":
             raise SupervisorError(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
 from tests import postgres
 from tests.cluster import PrivateCluster
+from tests.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
 
 PROJECT_FILES = ("supervisor.py", "alembic.ini", "launcher", "service", "migrations", "Procfile")
 

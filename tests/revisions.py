@@ -10,7 +10,7 @@ def add_revision(root: Path, revision: str, down: str | None, upgrade: str) -> P
     body = indent(dedent(upgrade).strip() or "pass", "    ")
     path.write_text(
         f'"""test revision {revision}"""\n'
-        "import time\n\n"
+        "import sys\nimport time\n\n"
         "import sqlalchemy as sa\n"
         "from alembic import op\n\n"
         f"revision = {revision!r}\n"

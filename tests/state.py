@@ -2,8 +2,8 @@
 
 import sqlite3
 
-from tests.urls import DatabaseURL
 from tests import postgres
+from tests.urls import DatabaseURL
 
 
 def applied_versions(url: DatabaseURL) -> list[str]:

@@ -7,7 +7,13 @@ from launcher.database_url import parse_database_url as _parse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["DEFAULT_SCHEMA", "PROJECT_ROOT", "DatabaseURL", "DatabaseURLError", "parse_database_url"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "PROJECT_ROOT",
+    "DatabaseURL",
+    "DatabaseURLError",
+    "parse_database_url",
+]
 
 
 def parse_database_url(raw: str | None) -> DatabaseURL:

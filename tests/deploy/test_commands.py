@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import pytest
 
 from launcher.cli import main as launcher_cli
-from tests.urls import PROJECT_ROOT
 from tests.deploy.deploy_files import (
     APP_ROOT,
     ENV_EXAMPLE,
@@ -25,6 +24,7 @@ from tests.deploy.deploy_files import (
     unit_value,
     unit_values,
 )
+from tests.urls import PROJECT_ROOT
 
 # Variables for Python and pip themselves, not for the launcher.
 IN_APP_ROOT = f"{APP_ROOT}/supervisor.py"

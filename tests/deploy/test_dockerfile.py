@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.urls import PROJECT_ROOT, DatabaseURL
 from tests.deploy.deploy_files import (
     APP_ROOT,
     DOCKERIGNORE,
@@ -20,6 +19,7 @@ from tests.deploy.deploy_files import (
     exec_form,
 )
 from tests.processes import Launcher, launcher_env
+from tests.urls import PROJECT_ROOT, DatabaseURL
 
 # What the launcher needs at run time: its own code, the app, the migrations and their ini.
 RUNTIME_FILES = {"supervisor.py", "alembic.ini", "launcher", "service", "migrations"}

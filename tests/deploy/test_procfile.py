@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.urls import PROJECT_ROOT, parse_database_url
 from tests.deploy.deploy_files import PROCFILE
 from tests.processes import (
     LoggedProcess,
@@ -25,6 +24,7 @@ from tests.processes import (
     http_status,
 )
 from tests.state import applied_versions
+from tests.urls import PROJECT_ROOT, parse_database_url
 
 VENV_BIN = Path(sys.executable).parent
 HONCHO = VENV_BIN / "honcho"

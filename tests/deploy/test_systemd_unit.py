@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.urls import PROJECT_ROOT
 from tests.deploy.deploy_files import (
     APP_ROOT,
     UNIT,
@@ -15,6 +14,7 @@ from tests.deploy.deploy_files import (
     unit_value,
     unit_values,
 )
+from tests.urls import PROJECT_ROOT
 
 # The launcher's defaults: --db-wait 30 s, --migration-timeout 600 s.
 LONGEST_START_SECONDS = 30 + 600

@@ -3,9 +3,9 @@
 import socket
 from pathlib import Path
 
-from tests.urls import DatabaseURL
 from tests.processes import Launcher, http_status, launcher_env
 from tests.state import applied_versions
+from tests.urls import DatabaseURL
 
 
 def _run(args: list[str], url: DatabaseURL | None, root: Path, log: Path) -> Launcher:
@@ -26,7 +26,7 @@ def test_malformed_alembic_ini_is_78(
     launcher = _run(["migrate"], sqlite_url, project_copy, tmp_path / "out")
     assert launcher.process.returncode == 78
     (line,) = _error_lines(launcher.output)
-    assert "alembic.ini is malformed" in line
+    assert "cannot read the alembic config" in line
     assert applied_versions(sqlite_url) == []
 
 
@@ -50,7 +50,7 @@ def test_unresolvable_host_is_69(tmp_path: Path, project_copy: Path) -> None:
     launcher = _run(["migrate", "--db-wait", "2"], url, project_copy, tmp_path / "out")
     assert launcher.process.returncode == 69
     (line,) = _error_lines(launcher.output)
-    assert "cannot resolve host 'db.does-not-exist.invalid'" in line
+    assert "cannot resolve the host" in line and "db.does-not-exist.invalid" in line
 
 
 def test_taken_port_is_75_before_anything_is_applied(
@@ -84,5 +84,5 @@ def test_role_without_access_to_the_schema_is_78(
         postgres.execute(postgres_url, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"')
     assert launcher.process.returncode == 78
     (line,) = _error_lines(launcher.output)
-    assert f"cannot read test_app.alembic_version as '{role}'" in line
+    assert "cannot read test_app.alembic_version: permission denied" in line
     assert "Traceback" not in launcher.output

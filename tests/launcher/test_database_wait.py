@@ -6,10 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.urls import DatabaseURL
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, launcher_env
 from tests.state import applied_versions
+from tests.urls import DatabaseURL
 
 
 class LateProxy:
@@ -97,7 +97,7 @@ def test_missing_database_fails_fast_with_78(postgres_admin: DatabaseURL, tmp_pa
     )
     assert launcher.wait(timeout=30) == 78
     assert time.monotonic() - started < 5
-    assert "database 'no_such_database_here' does not exist" in launcher.output
+    assert 'database "no_such_database_here" does not exist' in launcher.output
 
 
 def test_wrong_password_fails_fast_with_78(private_cluster: PrivateCluster, tmp_path: Path) -> None:
@@ -109,7 +109,10 @@ def test_wrong_password_fails_fast_with_78(private_cluster: PrivateCluster, tmp_
     )
     assert launcher.wait(timeout=30) == 78
     assert time.monotonic() - started < 5
-    assert "authentication failed for user 'postgres'" in launcher.output
+    assert (
+        'authentication failed: password authentication failed for user "postgres"'
+        in launcher.output
+    )
     assert PASSWORD not in launcher.output
 
 

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from tests.urls import DatabaseURL
 from tests.processes import Launcher, launcher_env
 from tests.revisions import add_revision
 from tests.state import applied_versions
+from tests.urls import DatabaseURL
 
 SKIPPED = "migration child skipped"
 

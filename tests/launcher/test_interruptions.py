@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.urls import DatabaseURL
 from tests.processes import Launcher, group_processes, http_status, launcher_env
 from tests.revisions import add_revision
 from tests.state import applied_versions
+from tests.urls import DatabaseURL
 
 SLOW_REVISION = """
     op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
-    print("slow revision started", flush=True)
+    print("slow revision started", file=sys.stderr, flush=True)
     time.sleep(60)
 """
 
@@ -74,7 +74,7 @@ def test_sigterm_on_postgres_leaves_the_version_table_unchanged(
         "0001",
         """
         op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
-        print("slow revision started", flush=True)
+        print("slow revision started", file=sys.stderr, flush=True)
         op.execute("SELECT pg_sleep(60)")
     """,
     )

@@ -229,10 +229,10 @@ def test_message_is_the_first_paragraph_of_the_docstring(tmp_path: Path) -> None
 def test_stepping_aside_is_logged_once_with_file_and_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One record on the `launcher` logger naming the reason, the file and the line."""
-    caplog.set_level(logging.INFO, logger="launcher")
+    """One record on the launcher's log naming the reason, the file and the line."""
+    caplog.set_level(logging.INFO, logger="supervisor.revisions")
     _steps_aside(tmp_path, _chain("if True:\n    down_revision = 'a1a1'"))
-    records = [r for r in caplog.records if r.name == "launcher"]
+    records = [r for r in caplog.records if r.name == "supervisor.revisions"]
     assert len(records) == 1
     assert "b_.py:15" in records[0].getMessage()
     assert "down_revision" in records[0].getMessage()

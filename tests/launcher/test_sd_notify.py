@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.urls import DatabaseURL
 from tests.processes import Launcher, launcher_env
+from tests.urls import DatabaseURL
 
 
 class NotifySocket:

@@ -3,10 +3,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.urls import DatabaseURL
 from service.main import create_app
 from service.settings import get_settings
 from tests.processes import run_alembic
+from tests.urls import DatabaseURL
 
 
 @pytest.fixture

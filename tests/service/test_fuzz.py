@@ -13,11 +13,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from tests.urls import DatabaseURL
 from service.main import build_api
 from tests import postgres
 from tests.conftest import free_port
 from tests.processes import Launcher, launcher_env
+from tests.urls import DatabaseURL
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.urls import DatabaseURL
 from service.main import create_app
 from service.settings import get_settings
+from tests.urls import DatabaseURL
 
 
 def test_healthz_is_200(client: TestClient) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.urls import DatabaseURL
 from tests import postgres
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, http_json, launcher_env
+from tests.urls import DatabaseURL
 
 REQUEST_BOUND_SECONDS = 6.0  # the pool and connect timeouts are 5 s
 
