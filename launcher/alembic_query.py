@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any, cast
 
 
 def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
@@ -19,7 +20,7 @@ def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
 
     script = ScriptDirectory.from_config(Config(ini))
     # What `upgrade heads` runs: the same call Alembic's upgrade command makes.
-    steps = script._upgrade_revs("heads", current)
+    steps = script._upgrade_revs("heads", cast(Any, current))
     history = list(reversed(list(script.walk_revisions())))
     return {
         "heads": sorted(script.get_heads()),

@@ -18,11 +18,11 @@ def app_problem(app: str, root: Path) -> str | None:
     module, colon, attribute = app.partition(":")
     if not colon or not module or not attribute:
         return f"--app {app!r} must be module:attribute, e.g. service.main:app"
-    source = _module_source(module, root)
-    if source is None:
+    found, source = _module_source(module, root)
+    if not found:
         return f"no module {module!r} under {root} nor among the installed packages (--app)"
-    if source == "unknown":
-        return None
+    if source is None:
+        return None  # found, but not as Python source (compiled, a namespace): uvicorn judges
     try:
         tree = ast.parse(source.read_bytes(), filename=str(source))
     except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
@@ -33,22 +33,23 @@ def app_problem(app: str, root: Path) -> str | None:
     return f"module {module!r} ({source}) defines no {name!r} (--app {app!r})"
 
 
-def _module_source(module: str, root: Path) -> Path | str | None:
+def _module_source(module: str, root: Path) -> tuple[bool, Path | None]:
+    """(found, its source file if it has one)."""
     relative = Path(*module.split("."))
     for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
         if candidate.is_file():
-            return candidate
+            return True, candidate
     if (root / relative.parts[0]).is_dir() or (root / f"{relative.parts[0]}.py").is_file():
-        return None  # uvicorn imports from the root first: this package hides any installed one
+        return False, None  # uvicorn imports from the root first: it hides any installed one
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
-        return None
+        return False, None
     if spec is None:
-        return None
+        return False, None
     if spec.origin and spec.origin.endswith(".py"):
-        return Path(spec.origin)
-    return "unknown"
+        return True, Path(spec.origin)
+    return True, None
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:

@@ -200,7 +200,7 @@ def main() -> None:
 @main.command(cls=ServeCommand, context_settings={"ignore_unknown_options": False})
 @apply(COMMON + MIGRATING + SERVING)
 @click.pass_context
-def serve(ctx: click.Context, **options: Any) -> None:
+def serve(ctx: click.Context, /, **options: Any) -> None:
     """Wait for the database, migrate to head, then become uvicorn (same PID).
 
     uvicorn's own options go after `--`: supervisor.py serve -- --proxy-headers

@@ -112,7 +112,7 @@ async def async_migration_lock(
 def _postgres_lock(connection: Any, schema: str | None, timeout: float) -> Iterator[None]:
     began_here = not connection.in_transaction()
 
-    def query(sql: str) -> list[tuple]:
+    def query(sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.exec_driver_sql(sql)]
 
     def end_our_transaction() -> None:

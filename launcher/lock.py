@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 # Set by the launcher for its alembic child when the launcher itself holds the lock: the server
 # pid of the session holding it. The env.py helper checks in pg_locks that this session holds
@@ -59,7 +60,7 @@ def holder_sql(key: int) -> str:
     )
 
 
-def describe_holder(row: tuple | None) -> str:
+def describe_holder(row: tuple[Any, ...] | None) -> str:
     if not row:
         return "a session that just let it go"
     pid, application_name, state = row[0], row[1], row[2]
@@ -106,7 +107,7 @@ class Waiting:
 
 
 def acquire_postgres(
-    query: Callable[[str], list[tuple]],
+    query: Callable[[str], list[tuple[Any, ...]]],
     key: int,
     waiting: Waiting,
     should_stop: Callable[[], bool] = lambda: False,
@@ -121,5 +122,5 @@ def acquire_postgres(
     return True
 
 
-def _first(rows: list[tuple]) -> tuple | None:
+def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     return rows[0] if rows else None

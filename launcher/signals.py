@@ -7,6 +7,8 @@ import errno
 import os
 import signal
 from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -45,7 +47,7 @@ def capture_signals() -> Iterator[SignalState]:
     The originals must be back before os.execvp: dispositions set to "ignore" survive exec.
     """
     state = SignalState()
-    originals: dict[int, Callable | int | None] = {}
+    originals: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
     for signum in HANDLED_SIGNALS:
         originals[signum] = signal.signal(signum, state.handle)
     try:

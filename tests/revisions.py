@@ -21,3 +21,19 @@ def add_revision(root: Path, revision: str, down: str | None, upgrade: str) -> P
         "def downgrade() -> None:\n    pass\n"
     )
     return path
+
+
+def code_head(root: Path | None = None) -> str:
+    """The project's head, read as Alembic reads it: tests never assume a particular one."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from tests.urls import PROJECT_ROOT
+
+    config = Config(str((root or PROJECT_ROOT) / "alembic.ini"))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, "the project has several heads: merge them"
+    return head
+
+
+HEAD = code_head()

@@ -5,35 +5,35 @@ from pathlib import Path
 
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, cmdline, descendants, http_json, launcher_env
-from tests.revisions import add_revision
+from tests.revisions import HEAD, add_revision
 from tests.state import applied_versions
 from tests.urls import DatabaseURL
 
 
 def test_check_before_and_after_migrate(database_url: DatabaseURL, tmp_path: Path) -> None:
-    """check: exit 1 listing 0001 on a fresh database, exit 0 after migrate; applies nothing."""
+    """check: exit 1 listing the head on a fresh database, exit 0 after migrate; applies nothing."""
     env = launcher_env(database_url)
     before = Launcher(["check"], env=env, log_path=tmp_path / "1")
     assert before.wait() == 1
-    assert "0001" in before.output
+    assert HEAD in before.output
     assert applied_versions(database_url) == []
     assert Launcher(["migrate"], env=env, log_path=tmp_path / "2").wait() == 0
     after = Launcher(["check"], env=env, log_path=tmp_path / "3")
     assert after.wait() == 0, after.output
-    assert "schema at head (0001)" in after.output
+    assert f"schema at head ({HEAD})" in after.output
 
 
 def test_check_asks_alembic_when_revisions_cannot_be_read_statically(
     sqlite_url: DatabaseURL, tmp_path: Path, project_copy: Path
 ) -> None:
     """A computed revision id sends check to the alembic child, which still lists it."""
-    path = add_revision(project_copy, "0002", "0001", "pass")
+    path = add_revision(project_copy, "0002", HEAD, "pass")
     path.write_text(path.read_text().replace("revision = '0002'", "revision = '00' + '02'"))
     env = launcher_env(sqlite_url)
     assert Launcher(["check"], env=env, root=project_copy, log_path=tmp_path / "1").wait() == 1
     check = Launcher(["check"], env=env, root=project_copy, log_path=tmp_path / "2")
     assert check.wait() == 1
-    assert "0001  create users\n0002  test revision 0002" in check.output
+    assert "0002  test revision 0002" in check.output
 
 
 def test_password_never_appears(
@@ -48,7 +48,7 @@ def test_password_never_appears(
     add_revision(
         project_copy,
         "0002",
-        "0001",
+        HEAD,
         """
         print("slow revision started", file=sys.stderr, flush=True)
         time.sleep(2)

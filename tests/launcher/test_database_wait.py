@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.cluster import PASSWORD, PrivateCluster
 from tests.processes import Launcher, launcher_env
+from tests.revisions import HEAD
 from tests.state import applied_versions
 from tests.urls import DatabaseURL
 
@@ -70,7 +71,7 @@ def test_database_that_comes_up_during_the_wait(
         proxy.close()
     assert "waiting for the database" in launcher.output
     assert "connection refused" in launcher.output
-    assert applied_versions(postgres_url) == ["0001"]
+    assert applied_versions(postgres_url) == [HEAD]
 
 
 def test_unreachable_database_exits_69_after_the_wait(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from tests.processes import Launcher, launcher_env
-from tests.revisions import add_revision
+from tests.revisions import HEAD, add_revision
 from tests.state import applied_versions
 from tests.urls import DatabaseURL
 
@@ -52,7 +52,7 @@ def test_new_revision_files_are_applied(
 ) -> None:
     """A database two revisions behind the code gets both."""
     _migrate(database_url, project_copy, tmp_path / "0")
-    add_revision(project_copy, "0002", "0001", 'op.add_column("users", sa.Column("a", sa.Text))')
+    add_revision(project_copy, "0002", HEAD, 'op.add_column("users", sa.Column("a", sa.Text))')
     add_revision(project_copy, "0003", "0002", 'op.add_column("users", sa.Column("b", sa.Text))')
     launcher = _serve(database_url, project_copy, port, tmp_path / "1")
     try:
@@ -60,7 +60,7 @@ def test_new_revision_files_are_applied(
     finally:
         launcher.stop()
     assert SKIPPED not in launcher.output
-    assert "Running upgrade 0001 -> 0002" in launcher.output
+    assert f"Running upgrade {HEAD} -> 0002" in launcher.output
     assert "Running upgrade 0002 -> 0003" in launcher.output
     assert applied_versions(database_url) == ["0003"]
 
@@ -69,7 +69,7 @@ def test_database_ahead_of_the_code_fails(
     database_url: DatabaseURL, port: int, tmp_path: Path, project_copy: Path
 ) -> None:
     """A database at a revision the code lacks (code rolled back): exit 3, no server."""
-    newer = add_revision(project_copy, "0002", "0001", "pass")
+    newer = add_revision(project_copy, "0002", HEAD, "pass")
     _migrate(database_url, project_copy, tmp_path / "0")
     newer.unlink()
     launcher = _serve(database_url, project_copy, port, tmp_path / "1")
@@ -83,12 +83,12 @@ def test_several_heads_fail(
 ) -> None:
     """Two revisions branching from the same parent: exit 3 naming multiple heads."""
     _migrate(sqlite_url, project_copy, tmp_path / "0")
-    add_revision(project_copy, "0002a", "0001", "pass")
-    add_revision(project_copy, "0002b", "0001", "pass")
+    add_revision(project_copy, "0002a", HEAD, "pass")
+    add_revision(project_copy, "0002b", HEAD, "pass")
     launcher = _serve(sqlite_url, project_copy, port, tmp_path / "1")
     assert launcher.wait() == 3
     assert "multiple heads" in launcher.output
-    assert applied_versions(sqlite_url) == ["0001"]
+    assert applied_versions(sqlite_url) == [HEAD]
 
 
 def test_revision_file_it_cannot_read_goes_to_alembic(
@@ -96,7 +96,7 @@ def test_revision_file_it_cannot_read_goes_to_alembic(
 ) -> None:
     """A computed revision id is beyond the static reader: the child runs and applies it."""
     _migrate(sqlite_url, project_copy, tmp_path / "0")
-    path = add_revision(project_copy, "0002", "0001", "pass")
+    path = add_revision(project_copy, "0002", HEAD, "pass")
     path.write_text(path.read_text().replace("revision = '0002'", "revision = '00' + '02'"))
     launcher = _serve(sqlite_url, project_copy, port, tmp_path / "1")
     try:
@@ -112,10 +112,10 @@ def test_revision_with_a_syntax_error_fails(
 ) -> None:
     """A revision file with a syntax error: exit 3 naming the file and line; nothing applied."""
     _migrate(sqlite_url, project_copy, tmp_path / "0")
-    path = add_revision(project_copy, "0002", "0001", "pass")
+    path = add_revision(project_copy, "0002", HEAD, "pass")
     path.write_text(path.read_text() + "\ndef broken(:\n")
     launcher = _serve(sqlite_url, project_copy, port, tmp_path / "1")
     assert launcher.wait() == 3
     assert "20261127_0002_test.py, line" in launcher.output
     assert "SyntaxError" in launcher.output
-    assert applied_versions(sqlite_url) == ["0001"]
+    assert applied_versions(sqlite_url) == [HEAD]

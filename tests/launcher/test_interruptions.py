@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import Launcher, group_processes, http_status, launcher_env
-from tests.revisions import add_revision
+from tests.revisions import HEAD, add_revision
 from tests.state import applied_versions
 from tests.urls import DatabaseURL
 
@@ -30,7 +30,7 @@ def test_migration_timeout_stops_the_child(
     database_url: DatabaseURL, port: int, tmp_path: Path, project_copy: Path
 ) -> None:
     """A revision sleeping past --migration-timeout: exit 4, no process left, nothing applied."""
-    add_revision(project_copy, "0002", "0001", SLOW_REVISION)
+    add_revision(project_copy, "0002", HEAD, SLOW_REVISION)
     launcher = Launcher(
         ["--port", str(port), "--migration-timeout", "4"],
         env=launcher_env(database_url),
@@ -40,7 +40,7 @@ def test_migration_timeout_stops_the_child(
     assert launcher.wait(timeout=30) == 4
     assert "migration timed out after 4s" in launcher.output
     assert group_processes(launcher.pid) == []
-    assert applied_versions(database_url) == ["0001"]
+    assert applied_versions(database_url) == [HEAD]
     assert http_status(port) is None
 
 
@@ -49,7 +49,7 @@ def test_signal_during_migration_is_forwarded(
     signum: int, sqlite_url: DatabaseURL, port: int, tmp_path: Path, project_copy: Path
 ) -> None:
     """SIGTERM/SIGINT/SIGHUP mid-revision: exit 128+N once the child is gone, nothing left."""
-    add_revision(project_copy, "0002", "0001", SLOW_REVISION)
+    add_revision(project_copy, "0002", HEAD, SLOW_REVISION)
     launcher = Launcher(
         ["--port", str(port)],
         env=launcher_env(sqlite_url),
@@ -60,7 +60,7 @@ def test_signal_during_migration_is_forwarded(
     launcher.process.send_signal(signum)
     assert launcher.wait(timeout=20) == 128 + signum
     assert group_processes(launcher.pid) == []
-    assert applied_versions(sqlite_url) == ["0001"]
+    assert applied_versions(sqlite_url) == [HEAD]
     assert "Uvicorn running" not in launcher.output
 
 
@@ -71,7 +71,7 @@ def test_sigterm_on_postgres_leaves_the_version_table_unchanged(
     add_revision(
         project_copy,
         "0002",
-        "0001",
+        HEAD,
         """
         op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
         print("slow revision started", file=sys.stderr, flush=True)
@@ -89,4 +89,4 @@ def test_sigterm_on_postgres_leaves_the_version_table_unchanged(
     launcher.process.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=20) == 143
     assert group_processes(launcher.pid) == []
-    assert applied_versions(postgres_url) == ["0001"]
+    assert applied_versions(postgres_url) == [HEAD]

@@ -11,7 +11,7 @@ import asyncpg
 from tests import postgres
 from tests.conftest import free_port
 from tests.processes import Launcher, all_pids, cmdline, group_processes, launcher_env
-from tests.revisions import add_revision
+from tests.revisions import HEAD, add_revision
 from tests.state import applied_versions
 from tests.urls import DatabaseURL
 
@@ -37,7 +37,7 @@ def test_eight_launchers_migrate_once_and_all_serve(
     add_revision(
         project_copy,
         "0002",
-        "0001",
+        HEAD,
         """
         op.add_column("users", sa.Column("nickname", sa.String(50)))
         time.sleep(1)  # long enough for every replica to meet the lock
@@ -52,8 +52,8 @@ def test_eight_launchers_migrate_once_and_all_serve(
         for launcher, _ in launchers:
             launcher.stop()
     joined = "\n".join(outputs)
-    assert joined.count("Running upgrade  -> 0001") == 1
-    assert joined.count("Running upgrade 0001 -> 0002") == 1
+    assert joined.count(f"-> {HEAD}") == 1
+    assert joined.count(f"Running upgrade {HEAD} -> 0002") == 1
     assert "waiting for the migration lock" in joined
     # The launchers hold the lock themselves: one alembic child ran, under its parent's lock.
     assert joined.count("held for this run by pid") == 1
@@ -67,11 +67,11 @@ ADD_NICKNAME = """
 """
 
 
-def _at_0001_with_pending_0002(url: DatabaseURL, root: Path, tmp_path: Path, body: str) -> None:
-    """The database migrated to 0001, then a revision 0002 (with this body) added to the code."""
+def _at_head_with_pending_0002(url: DatabaseURL, root: Path, tmp_path: Path, body: str) -> None:
+    """The database migrated to the head, then a revision 0002 (this body) added to the code."""
     launcher = Launcher(["migrate"], env=launcher_env(url), root=root, log_path=tmp_path / "0")
     assert launcher.wait() == 0, launcher.output
-    add_revision(root, "0002", "0001", body)
+    add_revision(root, "0002", HEAD, body)
 
 
 class TableLockHolder:
@@ -96,7 +96,7 @@ def test_lock_timeout_fails_cleanly_and_names_the_blocker(
     postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
 ) -> None:
     """DDL behind a held table lock: retried, then exit 3 naming the blocker; nothing applied."""
-    _at_0001_with_pending_0002(postgres_url, project_copy, tmp_path, ADD_NICKNAME)
+    _at_head_with_pending_0002(postgres_url, project_copy, tmp_path, ADD_NICKNAME)
     holder = TableLockHolder(postgres_url)
     try:
         env = launcher_env(postgres_url, MIGRATION_LOCK_RETRIES="2", MIGRATION_LOCK_RETRY_DELAY="1")
@@ -121,7 +121,7 @@ def test_lock_timeout_fails_cleanly_and_names_the_blocker(
         "WHERE table_schema = 'test_app' AND table_name = 'users'",
     )
     assert "nickname" not in {row[0] for row in columns}
-    assert applied_versions(postgres_url) == ["0001"]
+    assert applied_versions(postgres_url) == [HEAD]
     retry = Launcher(
         ["migrate"], env=launcher_env(postgres_url), root=project_copy, log_path=tmp_path / "2"
     )
@@ -134,7 +134,7 @@ def test_killed_migrator_releases_the_lock_within_seconds(
 ) -> None:
     """SIGKILL to a launcher mid-statement: the next one gets the lock and applies the revision."""
     env = launcher_env(postgres_url)
-    _at_0001_with_pending_0002(
+    _at_head_with_pending_0002(
         postgres_url,
         project_copy,
         tmp_path,
@@ -175,7 +175,7 @@ def test_create_index_concurrently_while_others_wait(
     add_revision(
         project_copy,
         "0002",
-        "0001",
+        HEAD,
         """
         time.sleep(1)  # let the other launchers start waiting for the lock
         with op.get_context().autocommit_block():

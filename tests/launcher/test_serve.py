@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import Launcher, http_json, http_status, launcher_env
-from tests.revisions import add_revision
+from tests.revisions import HEAD, add_revision
 from tests.state import applied_versions, table_exists
 from tests.urls import DatabaseURL
 
@@ -42,8 +42,8 @@ def test_serves_after_migrating_with_the_launcher_pid(
         assert launcher.wait_http(port) == 200
         assert listening_pid(port) == launcher.pid
         assert http_status(port, "/readyz") == 200
-        assert applied_versions(database_url) == ["0001"]
-        assert "Running upgrade  -> 0001" in launcher.output
+        assert applied_versions(database_url) == [HEAD]
+        assert f"-> {HEAD}" in launcher.output
     finally:
         # uvicorn shuts down gracefully, then re-raises SIGTERM so its status says so.
         assert launcher.stop() in (0, -signal.SIGTERM)
@@ -56,7 +56,7 @@ def test_a_failing_revision_stops_the_start(
     add_revision(
         project_copy,
         "0002",
-        "0001",
+        HEAD,
         """
         op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
         raise RuntimeError("revision exploded")
@@ -75,7 +75,7 @@ def test_a_failing_revision_stops_the_start(
     assert "RuntimeError: revision exploded" in output
     assert "Uvicorn running" not in output
     assert http_status(port) is None
-    assert applied_versions(database_url) == ["0001"]
+    assert applied_versions(database_url) == [HEAD]
     assert not table_exists(database_url, "half_done")
 
 

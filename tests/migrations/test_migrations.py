@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tests import postgres
 from tests.processes import run_alembic
+from tests.revisions import HEAD
 from tests.urls import PROJECT_ROOT, DatabaseURL
 
 
@@ -13,7 +14,7 @@ def test_upgrade_downgrade_upgrade(database_url: DatabaseURL) -> None:
     for args in (("upgrade", "head"), ("downgrade", "base"), ("upgrade", "head")):
         result = run_alembic(database_url, *args)
         assert result.returncode == 0, result.stderr
-    assert "Running upgrade  -> 0001" in result.stderr
+    assert f"-> {HEAD}" in result.stderr
 
 
 def test_postgres_keeps_tables_and_version_in_the_schema(postgres_url: DatabaseURL) -> None:
@@ -25,7 +26,7 @@ def test_postgres_keeps_tables_and_version_in_the_schema(postgres_url: DatabaseU
     )
     assert {row[0] for row in rows} == {"users", "alembic_version"}
     assert postgres.fetch(postgres_url, "SELECT version_num FROM test_app.alembic_version") == [
-        ("0001",)
+        (HEAD,)
     ]
 
 
