@@ -55,6 +55,10 @@ def stop_if_signalled(signals: SignalState, during: str) -> None:
 
 def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
     """A session on the database (closed by the caller) and the revisions it is at."""
+    where = settings.database_url.describe()
+    if settings.database_url.is_postgres:
+        where += f", schema {settings.schema}"
+    logs.logger.info("database %s", where)
     phases.enter(phases.WAITING)
     state = wait_for_database(
         settings.database_url,

@@ -35,9 +35,6 @@ def serve(settings: Settings) -> None:
     with capture_signals() as signals:
         # A taken port fails before anything is applied; checked again right before the exec.
         ensure_port_free(settings.host, settings.port)
-        logs.logger.info(
-            "database %s, schema %s", settings.database_url.describe(), settings.schema
-        )
         if settings.skip_migrations:
             logs.logger.info("migrations skipped (--skip-migrations)")
         else:
@@ -59,9 +56,6 @@ def serve(settings: Settings) -> None:
 def migrate(settings: Settings) -> int:
     """Wait for the database and migrate to head in a child; never starts the server."""
     with capture_signals() as signals:
-        logs.logger.info(
-            "database %s, schema %s", settings.database_url.describe(), settings.schema
-        )
         state = wait_for(settings, signals)
         try:
             if settings.always_migrate or not already_at_head(settings, state):
