@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import os
 import shlex
 import shutil
@@ -228,22 +229,12 @@ def project_copy(destination: Path) -> Path:
 
 
 def uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
-    """uvicorn's command line exactly as the launcher builds it before its exec."""
-    return [
-        PYTHON,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--app-dir",
-        str(root),
-        *extra,
-    ]
+    """uvicorn's command line, built by the launcher's own function."""
+    from launcher.run import uvicorn_argv as launcher_uvicorn_argv
+
+    return launcher_uvicorn_argv(
+        python=PYTHON, app=app, host=HOST, port=port, workers=1, app_dir=root, extra=extra
+    )
 
 
 def supervisor_argv(root: Path, port: int, extra_uvicorn: Sequence[str] = ()) -> list[str]:
@@ -293,23 +284,15 @@ def wait_port_free(port: int, timeout: float = 10.0) -> None:
 
 
 def http_status(port: int, path: str = "/healthz", timeout: float = 1.0) -> int | None:
-    """The status of one GET over a raw socket: cheaper than urllib, so polling stays tight."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+    """The status of one GET (the standard library's HTTP client), or None if nothing answers."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        with socket.create_connection((HOST, port), timeout=timeout) as connection:
-            connection.sendall(request)
-            head = b""
-            while b"\r\n" not in head:
-                chunk = connection.recv(256)
-                if not chunk:
-                    break
-                head += chunk
-    except OSError:
+        connection.request("GET", path, headers={"Connection": "close"})
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
         return None
-    parts = head.split(b" ", 2)
-    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
-        return int(parts[1])
-    return None
+    finally:
+        connection.close()
 
 
 class Server:

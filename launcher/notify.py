@@ -110,13 +110,17 @@ def _accepts(target: tuple[str, int]) -> bool:
 
 
 def _answers_http(target: tuple[str, int]) -> bool:
-    """True once a worker answers a request: an open port alone may only be the backlog."""
+    """True once a worker answers a request (any status): an open port alone may only be the
+    backlog. The standard library's HTTP client asks; the app's routes are none of our
+    business, so the path is the root."""
+    import http.client
+
+    connection = http.client.HTTPConnection(target[0], target[1], timeout=2)
     try:
-        with socket.create_connection(target, timeout=1) as connection:
-            connection.settimeout(2)
-            connection.sendall(
-                b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-            )
-            return connection.recv(16).startswith(b"HTTP/")
-    except OSError:
+        connection.request("GET", "/", headers={"Connection": "close"})
+        connection.getresponse()
+        return True
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,28 +186,36 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def uvicorn_argv(settings: Settings) -> list[str]:
-    argv = [
-        settings.python,
-        "-m",
-        "uvicorn",
-        settings.app,
-        "--host",
-        settings.host,
-        "--port",
-        str(settings.port),
-        "--workers",
-        str(settings.workers),
-        "--app-dir",
-        str(settings.project_root),
-    ]
-    if settings.log_format == "json":
+def uvicorn_argv(
+    *,
+    python: str,
+    app: str,
+    host: str,
+    port: int,
+    workers: int,
+    app_dir: Path,
+    json_logs: bool = False,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """uvicorn's command line as the launcher execs it (the benchmarks run the same)."""
+    argv = [python, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
+    argv += ["--workers", str(workers), "--app-dir", str(app_dir)]
+    if json_logs:
         argv += ["--log-config", str(logs.UVICORN_JSON_CONFIG)]
-    return argv + list(settings.uvicorn_args)
+    return argv + list(extra)
 
 
 def exec_uvicorn(settings: Settings) -> None:
-    argv = uvicorn_argv(settings)
+    argv = uvicorn_argv(
+        python=settings.python,
+        app=settings.app,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        app_dir=settings.project_root,
+        json_logs=settings.log_format == "json",
+        extra=settings.uvicorn_args,
+    )
     logs.logger.info(
         "starting uvicorn on %s:%s (%d worker%s)",
         settings.host,
