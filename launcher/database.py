@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import socket
 import ssl
 import threading
@@ -84,6 +85,7 @@ class PostgresSession:
         self._connection = connection
         self._should_stop = should_stop
         self.backend_pid: int = connection.get_server_pid()
+        self._timed_out = False  # a query went unanswered: the server gets no goodbye to ignore
 
     @classmethod
     def connect(
@@ -126,7 +128,8 @@ class PostgresSession:
                 should_stop=self._should_stop,
             )
         except TimeoutError:
-            raise RetryableError(f"the database did not answer within {timeout:g}s") from None
+            self._timed_out = True
+            raise RetryableError(f"the database did not answer within {timeout:.3g}s") from None
         except (OSError, ConnectionError) as error:
             raise RetryableError(describe_error(error)) from None
         except Exception as error:
@@ -135,46 +138,61 @@ class PostgresSession:
             raise
         return [tuple(row) for row in rows]
 
-    def fetchval(self, query: str, *args: Any) -> Any:
-        rows = self.fetch(query, *args)
+    def fetchval(self, query: str, *args: Any, timeout: float = QUERY_TIMEOUT_SECONDS) -> Any:
+        rows = self.fetch(query, *args, timeout=timeout)
         return rows[0][0] if rows else None
 
-    def versions(self, schema: str) -> tuple[str, ...] | None:
+    def versions(
+        self, schema: str, *, timeout: float = QUERY_TIMEOUT_SECONDS
+    ) -> tuple[str, ...] | None:
         """The revisions in schema.alembic_version, sorted; None when there is no such table."""
         import asyncpg
 
         table = f'"{schema}".alembic_version'
         try:
-            if not self.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            if not self.fetchval("SELECT to_regclass($1) IS NOT NULL", table, timeout=timeout):
                 return None
-            rows = self.fetch(f"SELECT version_num FROM {table}")
+            rows = self.fetch(f"SELECT version_num FROM {table}", timeout=timeout)
         except asyncpg.PostgresError as error:  # e.g. no USAGE on the schema for this role
             raise SupervisorError(
                 f"cannot read {schema}.alembic_version: {first_line(error)}", EXIT_CONFIG
             ) from None
         return tuple(sorted(str(row[0]) for row in rows))
 
-    def describe(self) -> str:
+    def describe(self, *, timeout: float = QUERY_TIMEOUT_SECONDS) -> str:
         """Where this session really is, as the server reports it: no password, ever."""
         row = self.fetch(
             "SELECT current_user, current_database(), inet_server_addr()::text, "
-            "inet_server_port(), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())"
+            "inet_server_port(), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+            timeout=timeout,
         )[0]
         user, database, address, port, tls = row
         where = f"{address.split('/')[0]}:{port}" if address else "local socket"
         return f"postgresql://{user}@{where}/{database}" + (" (TLS)" if tls else " (no TLS)")
 
     def close(self) -> None:
+        """Say goodbye, or drop the connection: the server ends the session either way."""
         try:
+            if not self._timed_out and self._say_goodbye():
+                return
+            # On the loop's own thread: asyncio transports are not thread-safe.
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self._thread.loop.call_soon_threadsafe(self._connection.terminate)
+        finally:
+            self._thread.stop()
+
+    def _say_goodbye(self) -> bool:
+        try:
+            # A signal cuts the courtesy short: a server that does not answer the goodbye must
+            # not hold up the exit.
             self._thread.run(
                 self._connection.close(timeout=CLOSE_TIMEOUT_SECONDS),
                 timeout=CLOSE_TIMEOUT_SECONDS + 0.2,
-                should_stop=lambda: False,
+                should_stop=self._should_stop,
             )
-        except Exception:  # closing is a courtesy: the server ends the session either way
-            self._connection.terminate()
-        finally:
-            self._thread.stop()
+        except Exception:
+            return False
+        return True
 
 
 def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:

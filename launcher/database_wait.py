@@ -71,12 +71,18 @@ def wait_for_database(
                 application_name=application_name,
                 should_stop=should_stop,
             )
+            # The first queries are part of the wait: a server that accepts a session and then
+            # never answers (an impostor, a wedged backend) costs no more than --db-wait.
+            query_timeout = max(deadline - time.monotonic(), LAST_ATTEMPT_SECONDS)
             try:
-                state = DatabaseState(versions=session.versions(schema), session=session)
+                state = DatabaseState(
+                    versions=session.versions(schema, timeout=query_timeout), session=session
+                )
+                where = session.describe(timeout=query_timeout)
             except BaseException:
                 session.close()
                 raise
-            logs.logger.info("connected to %s, schema %s", session.describe(), schema)
+            logs.logger.info("connected to %s, schema %s", where, schema)
             return state
         except Interrupted:
             return None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import postgres
-from tests.cluster import PrivateCluster
+from tests.cluster import PrivateCluster, started_cluster
 from tests.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
 
 PROJECT_FILES = ("supervisor.py", "alembic.ini", "launcher", "service", "migrations", "Procfile")
@@ -95,14 +95,5 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def private_cluster(postgres_admin: DatabaseURL) -> Iterator[PrivateCluster]:
     """A PostgreSQL cluster of the tests' own, with password authentication."""
-    try:
-        cluster = PrivateCluster(free_port())
-    except (RuntimeError, OSError) as error:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"cannot create a private PostgreSQL cluster: {error}", pytrace=False)
-        pytest.skip(f"cannot create a private PostgreSQL cluster: {error}")
-    cluster.start()
-    try:
+    with started_cluster(free_port()) as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
