@@ -45,11 +45,9 @@ def database_url(request: pytest.FixtureRequest) -> DatabaseURL:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """A private copy of the project, so a test can add revision files of its own."""
-    root = tmp_path / "project"
-    root.mkdir()
+def copy_project(root: Path) -> Path:
+    """A private copy of the project at `root`, so a test can add revision files of its own."""
+    root.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = PROJECT_ROOT / name
         if source.is_dir():
@@ -57,6 +55,12 @@ def project_copy(tmp_path: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, root / name)
     return root
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A private copy of the project, so a test can add revision files of its own."""
+    return copy_project(tmp_path / "project")
 
 
 def free_port() -> int:
