@@ -158,6 +158,10 @@ def _run_alembic(
     from launcher.progress import MigrationProgress
 
     logs.logger.info("migrating to head (alembic upgrade head)")
+    if settings.database_url.is_sqlite:
+        # SQLite creates a missing file but not its folder, and Alembic's templates connect
+        # before anything else runs: a fresh checkout's var/app.db would fail to open.
+        settings.database_url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     env = settings.child_environment(application_name("migrate"))
     if lock_holder is not None:
         env[LOCK_HOLDER_ENV] = str(lock_holder)
