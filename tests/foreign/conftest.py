@@ -31,7 +31,7 @@ def template(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def foreign(_built: dict[str, ForeignProject], template: str, tmp_path: Path) -> ForeignProject:
     """A private copy of the foreign project, from Alembic's `template`."""
-    return _copy(_built[template], tmp_path / "shop")
+    return _copy(_built[template], tmp_path / "foreign")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,7 +3,7 @@ that drive the launcher on it (the `supervisor` console script, bare `alembic`).
 
 The project knows the launcher only through the two lines its env.py gains. Its layout differs
 from this project's on purpose: the scripts live in `database/db_migrations` (alembic.ini is
-not in their parent folder), the app is a plain ASGI callable in `foreignapp/web.py`, and its
+not in their parent folder), the app is a plain ASGI callable in `shop/web.py`, and its
 SQLite file is `var/foreign.db`, relative to the folder of alembic.ini.
 """
 
@@ -21,7 +21,7 @@ from tests.processes import Launcher, LoggedProcess
 BIN = Path(sys.executable).parent
 SUPERVISOR = BIN / "supervisor"
 SCRIPTS = Path("database") / "db_migrations"
-APP = "foreignapp.web:app"
+APP = "shop.web:app"
 SQLITE_URL = "sqlite:///var/foreign.db"
 
 # env.py reads the URL from the environment, exactly as the launcher passes it on; only the
@@ -156,9 +156,9 @@ def build(root: Path, template: str) -> ForeignProject:
     project = ForeignProject(root, template)
     project.alembic("init", "-t", template, str(SCRIPTS))
     project.env_py.write_text(adapt_env_py(project.env_py.read_text(), template))
-    (root / "foreignapp").mkdir()
-    (root / "foreignapp" / "__init__.py").write_text("")
-    (root / "foreignapp" / "web.py").write_text(WEB)
+    (root / "shop").mkdir()
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "web.py").write_text(WEB)
     project.add_revision("create widgets", "widgets")
     project.add_revision("create gadgets", "gadgets")
     return project
@@ -196,7 +196,16 @@ def _wrap_block(source: str, opener: str, wrapper: str) -> str:
     return "".join([*lines[: start + 1], inner, *body, *lines[end:]])
 
 
-class Supervisor(Launcher):
+class Command(Launcher):
+    """Any command line, run and stopped as the launcher is (its own session, SIGTERM)."""
+
+    def __init__(
+        self, argv: Sequence[str], *, env: dict[str, str], cwd: Path, log_path: Path
+    ) -> None:
+        LoggedProcess.__init__(self, argv, env=env, cwd=cwd, log_path=log_path)
+
+
+class Supervisor(Command):
     """The `supervisor` console script `pip install` made, as a real process."""
 
     name = "supervisor"
@@ -205,5 +214,4 @@ class Supervisor(Launcher):
         self, args: Sequence[str], *, env: dict[str, str], cwd: Path, log_path: Path
     ) -> None:
         assert SUPERVISOR.exists(), f"no {SUPERVISOR}: pip install -e . makes the console script"
-        argv = [str(SUPERVISOR), *args]
-        LoggedProcess.__init__(self, argv, env=env, cwd=cwd, log_path=log_path)
+        super().__init__([str(SUPERVISOR), *args], env=env, cwd=cwd, log_path=log_path)

@@ -143,7 +143,7 @@ def test_serve_execs_the_foreign_app_with_the_url_as_given(
         first.stop()
     assert CHILD in first.output
     assert answer["database_url"] == foreign_url
-    assert Path(str(answer["module"])).resolve() == (foreign.root / "foreignapp/web.py").resolve()
+    assert Path(str(answer["module"])).resolve() == (foreign.root / "shop/web.py").resolve()
     assert Path(str(answer["cwd"])).resolve() == foreign.root.resolve()
     assert set(foreign.tables) <= set(answer["tables"])  # type: ignore[arg-type]
     second = _serve(foreign, foreign_url, port, tmp_path / "serve-1.out")
