@@ -101,7 +101,7 @@ COMMON = [
         "--alembic-config",
         envvar="ALEMBIC_CONFIG",
         default=None,
-        show_default="alembic.ini beside supervisor.py",
+        show_default="alembic.ini beside supervisor.py; ./alembic.ini for the supervisor command",
         type=click.Path(dir_okay=False, path_type=Path),
         help="The Alembic configuration; its folder is the project root.",
     ),

@@ -13,6 +13,7 @@ crash never leaves the lock behind. SQLite: env.py takes the file lock itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -163,6 +164,12 @@ def _run_alembic(
     from launcher.progress import MigrationProgress
 
     logs.logger.info("migrating to head (alembic upgrade head)")
+    if settings.database_url.is_sqlite:
+        # SQLite creates a missing file but not its folder, and Alembic's templates connect
+        # before anything else runs: a fresh checkout's var/app.db would fail to open. A
+        # folder we may not create is left for the child to report in its own words.
+        with contextlib.suppress(OSError):
+            settings.database_url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     env = settings.child_environment(application_name("migrate"))
     if lock_holder is not None:
         env[LOCK_HOLDER_ENV] = str(lock_holder)
