@@ -10,11 +10,12 @@ Run `python supervisor.py --help` for the options; README.md documents exit code
 
 import os
 import sys
+from pathlib import Path
 
 # The project root first, whatever the cwd: `cd / && python /srv/app/supervisor.py` works.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from launcher.cli import main
+from launcher.cli import main, this_project
 
 if __name__ == "__main__":
-    main(prog_name="supervisor.py")
+    main(prog_name="supervisor.py", obj=this_project(Path(__file__).resolve().parent))

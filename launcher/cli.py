@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,7 +28,24 @@ from launcher.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
 from launcher.settings import Settings
 
 POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
-DEFAULT_APP = "service.main:app"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What an unset option means. `python supervisor.py` is this project's own entry point,
+    with its settings; the `supervisor` command serves any project, so it assumes none:
+    Alembic's conventions (./alembic.ini, schema public) and no app until one is named."""
+
+    alembic_config: Path
+    schema: str
+    app: str | None
+
+
+ANY_PROJECT = Defaults(alembic_config=Path("alembic.ini"), schema="public", app=None)
+
+
+def this_project(root: Path) -> Defaults:
+    return Defaults(root / "alembic.ini", schema=DEFAULT_SCHEMA, app="service.main:app")
 
 
 class EnvOption(click.Option):
@@ -94,8 +112,9 @@ COMMON = [
     option(
         "--schema",
         envvar="DATABASE_SCHEMA",
-        default=DEFAULT_SCHEMA,
-        help="PostgreSQL schema holding alembic_version (and this service's tables).",
+        default=None,
+        show_default=f"{DEFAULT_SCHEMA} via supervisor.py; public via the supervisor command",
+        help="PostgreSQL schema holding alembic_version.",
     ),
     option(
         "--alembic-config",
@@ -175,7 +194,11 @@ SERVING = [
         help="uvicorn worker processes.",
     ),
     option(
-        "--app", envvar="APP_MODULE", default=DEFAULT_APP, help="The ASGI app, module:attribute."
+        "--app",
+        envvar="APP_MODULE",
+        default=None,
+        show_default="service.main:app via supervisor.py; required via the supervisor command",
+        help="The ASGI app, module:attribute, imported from the project root.",
     ),
     option(
         "--skip-migrations",
@@ -195,6 +218,11 @@ def main() -> None:
     Without a command, `serve` runs. Every option can also be set by the environment variable
     shown beside it; exit codes are listed in docs/launcher.md.
     """
+
+
+def console_main() -> None:
+    """The `supervisor` command: the launcher for any project (see Defaults)."""
+    main(prog_name="supervisor", obj=ANY_PROJECT)
 
 
 @main.command(cls=ServeCommand, context_settings={"ignore_unknown_options": False})
@@ -250,23 +278,21 @@ def status(**options: Any) -> None:
     sys.exit(_guard(lambda: run.status(settings)))
 
 
-def _default_alembic_config() -> Path:
-    """alembic.ini beside supervisor.py when started through it, else in the cwd (as Alembic)."""
-    entry = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if entry is not None and entry.name == "supervisor.py":
-        return entry.resolve().parent / "alembic.ini"
-    return Path("alembic.ini")
-
-
 def _settings(options: dict[str, Any]) -> Settings:
+    context = click.get_current_context()
+    defaults = context.obj if isinstance(context.obj, Defaults) else ANY_PROJECT
+    if "app" in options and not options["app"]:
+        if not defaults.app:
+            raise click.UsageError("name the app: --app module:attribute (or APP_MODULE)")
+        options["app"] = defaults.app
     timestamps = options.pop("log_timestamps")
     if timestamps is None:
         timestamps = not os.environ.get("JOURNAL_STREAM")
     logs.configure(options["log_format"], timestamps=timestamps)
     try:
-        alembic = load_alembic_config(options.pop("alembic_config") or _default_alembic_config())
+        alembic = load_alembic_config(options.pop("alembic_config") or defaults.alembic_config)
         url = parse_database_url(options.pop("database_url"), root=alembic.root)
-        schema = validate_schema(options.pop("schema"))
+        schema = validate_schema(options.pop("schema") or defaults.schema)
     except (AlembicConfigError, DatabaseURLError) as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
     if "package resource" not in (alembic.unmodelled or ""):

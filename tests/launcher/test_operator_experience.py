@@ -223,3 +223,22 @@ def test_status_shows_the_chain_with_messages(
     assert f"current:  {HEAD}" in launcher.output
     assert "head:     0002" in launcher.output
     assert "0002  pending  test revision 0002" in launcher.output
+
+
+def test_the_supervisor_command_assumes_no_project(tmp_path: Path, project_copy: Path) -> None:
+    """The installed `supervisor` command needs --app (exit 2 without), and finds
+    ./alembic.ini in the cwd, as Alembic does."""
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "supervisor"
+    result = subprocess.run(
+        [str(command), "serve"],
+        cwd=project_copy,
+        env=launcher_env(None),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--app module:attribute" in result.stderr
