@@ -1,19 +1,15 @@
-"""What the benchmarks share: throwaway PostgreSQL databases, servers run as real processes,
-/healthz polling, and the printed tables.
-
-Standard library and asyncpg (already a project dependency) only, so the benchmarks need no
-extra install and cannot drift from what the service itself runs on.
+"""What the benchmarks share: servers run as real processes and timed, /healthz polling, and
+the printed tables. The project copy, the clean environment, free ports and throwaway databases
+come from tests.support, which the tests use too; uvicorn's command line from the launcher.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import http.client
 import os
 import shlex
-import shutil
 import signal
 import socket
 import statistics
@@ -24,35 +20,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from launcher.database_url import redact_url
+from tests.support import postgres
+from tests.support.project import clean_environment, copy_project, free_port
+from tests.support.urls import PROJECT_ROOT, parse_database_url
+
 # The interpreter running the benchmark runs everything else: run it with .venv/bin/python.
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 POLL_SECONDS = 0.005
 STOP_GRACE_SECONDS = 10.0
-# What a project copy needs to run the launcher, the migrations and the service.
-PROJECT_FILES = ("supervisor.py", "alembic.ini", "launcher", "service", "migrations")
-# Settings a developer's shell may export; any of them would change what is measured (and
-# without .pyc files every start would compile the project again: PYTHONDONTWRITEBYTECODE).
-LAUNCHER_VARIABLES = (
-    "DATABASE_URL",
-    "DATABASE_SCHEMA",
-    "PORT",
-    "HOST",
-    "WEB_CONCURRENCY",
-    "APP_MODULE",
-    "DB_WAIT_TIMEOUT",
-    "MIGRATION_TIMEOUT",
-    "MIGRATION_LOCK_TIMEOUT",
-    "SKIP_MIGRATIONS",
-    "ALWAYS_MIGRATE",
-    "LOG_FORMAT",
-    "NOTIFY_SOCKET",
-    "PYTHONDONTWRITEBYTECODE",
-)
 
 
 class BenchError(Exception):
@@ -72,8 +51,8 @@ def argument_parser(doc: str | None) -> argparse.ArgumentParser:
         "--admin-url",
         default=default,
         help="PostgreSQL URL allowed to CREATE/DROP DATABASE; the throwaway databases are made "
-        f"on that server (default: $BENCH_DATABASE_URL or {_redacted(DEFAULT_ADMIN_URL)}; "
-        f"now {_redacted(default).replace('%', '%%')})",
+        f"on that server (default: $BENCH_DATABASE_URL or {redact_url(DEFAULT_ADMIN_URL)}; "
+        f"now {redact_url(default).replace('%', '%%')})",
     )
     return parser
 
@@ -92,61 +71,33 @@ def run_main(body: Callable[[], int]) -> None:
 # --- databases ----------------------------------------------------------------------------
 
 
-def asyncpg_dsn(url: str) -> str:
-    """asyncpg wants postgresql://; accept the spellings the project itself accepts."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql"))
-
-
 def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(asyncpg_dsn(url))._replace(path="/" + name))
-
-
-async def _execute(url: str, statements: Sequence[str]) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
+    return parse_database_url(url).with_database(name).url
 
 
 def execute(url: str, *statements: str) -> None:
-    asyncio.run(_execute(url, statements))
+    postgres.execute(parse_database_url(url), *statements)
 
 
-async def _fetch(url: str, query: str) -> list[tuple]:
-    import asyncpg
-
-    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
-    try:
-        return [tuple(row) for row in await connection.fetch(query)]
-    finally:
-        await connection.close()
-
-
-def fetch(url: str, query: str) -> list[tuple]:
-    return asyncio.run(_fetch(url, query))
+def fetch(url: str, query: str) -> list[tuple[object, ...]]:
+    return postgres.fetch(parse_database_url(url), query)
 
 
 def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
     """A new database (a copy of `template` if given: far faster than migrating again)."""
-    clause = f' TEMPLATE "{template}"' if template else ""
     try:
-        execute(admin_url, f'CREATE DATABASE "{name}"{clause}')
+        url = postgres.create_database(parse_database_url(admin_url), name=name, template=template)
     except Exception as error:  # unreachable, refused, no permission: one clear line
         raise BenchError(
-            f"cannot create database {name} at {_redacted(admin_url)}: "
+            f"cannot create database {name} at {redact_url(admin_url)}: "
             f"{type(error).__name__}: {error}"
         ) from None
-    return with_database(admin_url, name)
+    return url.url
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    # FORCE: a server that did not stop cleanly must not leave the database behind.
-    execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin = parse_database_url(admin_url)
+    postgres.drop_database(admin, admin.with_database(name))
 
 
 def database_name(label: str) -> str:
@@ -172,21 +123,15 @@ def versions(url: str, schema: str = "test_app") -> list[str]:
     return sorted(row[0] for row in fetch(url, f"SELECT version_num FROM {table}"))
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 # --- processes ----------------------------------------------------------------------------
 
 
 def server_environment(database_url: str) -> dict[str, str]:
-    """The same environment for every variant; the URL travels here, never on a command line."""
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
-    env["DATABASE_URL"] = database_url
+    """The same environment for every variant; the URL travels here, never on a command line.
+    Without .pyc files every start would compile the project again: PYTHONDONTWRITEBYTECODE
+    goes too."""
+    env = clean_environment(DATABASE_URL=database_url)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -205,27 +150,15 @@ def alembic(root: Path, database_url: str, *args: str) -> None:
 
 
 def code_head(root: Path) -> str:
-    """The head revision of a project's migrations/versions, as Alembic reads it."""
-    from alembic.script import ScriptDirectory  # only here: the benchmarks' own start is quick
+    """The head revision of a project, as Alembic reads it (through its alembic.ini)."""
+    from tests.support.revisions import code_head as head_of
 
-    head = ScriptDirectory(str(root / "migrations")).get_current_head()
-    if head is None:
-        raise BenchError(f"no single migration head in {root / 'migrations'}")
-    return head
+    return head_of(root)
 
 
 def project_copy(destination: Path) -> Path:
     """A private copy of the project, so a benchmark can add a revision file of its own."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(source, destination / name)
-    return destination
+    return copy_project(destination)
 
 
 def uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
@@ -249,12 +182,6 @@ def shell_chain_argv(root: Path, port: int) -> list[str]:
     serve = shlex.join(uvicorn_argv("service.main:app", root, port))
     migrate = shlex.join([str(alembic_script), "-c", str(ini), "upgrade", "head"])
     return ["sh", "-c", f"{migrate} && exec {serve}"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def free_ports(count: int) -> list[int]:

@@ -9,7 +9,8 @@ Variants, all on PostgreSQL with DATABASE_URL in the (identical) environment:
                                                                                 (database at head)
   (c)  launcher, fast path:       python supervisor.py --port P                 (database at head)
   (b') shell chain, one pending revision
-  (d)  launcher, one pending revision (the migration child runs)
+  (d)  launcher, one pending revision (the safety analysis renders it, then the child runs)
+  (e)  the same with --lint off (no safety analysis)
 
 (b') and (d) run from a copy of the project with one extra, trivial revision (a nullable column);
 before each of their runs the database is recreated, outside the timing, from a template one
@@ -70,6 +71,12 @@ VARIANTS = (
     Variant("c", "(c)  supervisor.py, at head", common.supervisor_argv, pending=False),
     Variant("b'", "(b') sh chain, 1 pending", common.shell_chain_argv, pending=True),
     Variant("d", "(d)  supervisor.py, 1 pending", common.supervisor_argv, pending=True),
+    Variant(
+        "e",
+        "(e)  supervisor.py --lint off, 1 pending",
+        lambda root, port: [*common.supervisor_argv(root, port), "--lint", "off"],
+        pending=True,
+    ),
 )
 
 
@@ -194,6 +201,7 @@ def report(samples: dict[str, list[float]]) -> None:
             met=pending <= TARGET_PENDING,
         )
     )
+    print(f"{'(e)/(b') launcher --lint off':<34} {median['e'] / median["b'"]:6.3f}")
     print(f"{'(b)/(a)  shell chain at head':<34} {median['b'] / median['a']:6.3f}")
     print(
         f"(f) floor, interpreter + asyncpg + one query: {median['f'] * 1000:.0f} ms "

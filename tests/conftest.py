@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests import postgres
-from tests.cluster import PrivateCluster, started_cluster
-from tests.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
-
-PROJECT_FILES = ("supervisor.py", "alembic.ini", "launcher", "service", "migrations", "Procfile")
+from tests.support import postgres
+from tests.support.cluster import PrivateCluster, started_cluster
+from tests.support.project import LAUNCHER_VARIABLES, copy_project, free_port
+from tests.support.urls import DatabaseURL, parse_database_url
 
 
 @pytest.fixture(scope="session")
@@ -45,28 +42,10 @@ def database_url(request: pytest.FixtureRequest) -> DatabaseURL:
     return request.getfixturevalue("postgres_url")
 
 
-def copy_project(root: Path) -> Path:
-    """A private copy of the project at `root`, so a test can add revision files of its own."""
-    root.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, root / name)
-    return root
-
-
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """A private copy of the project, so a test can add revision files of its own."""
     return copy_project(tmp_path / "project")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -77,21 +56,7 @@ def port() -> int:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings a developer's shell may export must not leak into the tests."""
-    for name in (
-        "DATABASE_URL",
-        "DATABASE_SCHEMA",
-        "PORT",
-        "HOST",
-        "WEB_CONCURRENCY",
-        "APP_MODULE",
-        "DB_WAIT_TIMEOUT",
-        "MIGRATION_TIMEOUT",
-        "MIGRATION_LOCK_TIMEOUT",
-        "SKIP_MIGRATIONS",
-        "LOG_FORMAT",
-        "NOTIFY_SOCKET",
-        "ALWAYS_MIGRATE",
-    ):
+    for name in LAUNCHER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
 

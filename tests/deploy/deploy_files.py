@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from tests.urls import PROJECT_ROOT
+from tests.support.urls import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 PROCFILE = PROJECT_ROOT / "Procfile"

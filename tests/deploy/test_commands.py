@@ -24,7 +24,7 @@ from tests.deploy.deploy_files import (
     unit_value,
     unit_values,
 )
-from tests.urls import PROJECT_ROOT
+from tests.support.urls import PROJECT_ROOT
 
 # Variables for Python and pip themselves, not for the launcher.
 IN_APP_ROOT = f"{APP_ROOT}/supervisor.py"

@@ -18,8 +18,8 @@ from tests.deploy.deploy_files import (
     dockerfile_values,
     exec_form,
 )
-from tests.processes import Launcher, launcher_env
-from tests.urls import PROJECT_ROOT, DatabaseURL
+from tests.support.processes import Launcher, launcher_env
+from tests.support.urls import PROJECT_ROOT, DatabaseURL
 
 # What the launcher needs at run time: its own code, the app, the migrations and their ini.
 RUNTIME_FILES = {"supervisor.py", "alembic.ini", "launcher", "service", "migrations"}

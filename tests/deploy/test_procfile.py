@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.deploy_files import PROCFILE
-from tests.processes import (
+from tests.support.processes import (
     LoggedProcess,
     all_pids,
     cmdline,
@@ -23,8 +23,8 @@ from tests.processes import (
     group_processes,
     http_status,
 )
-from tests.state import applied_versions
-from tests.urls import PROJECT_ROOT, parse_database_url
+from tests.support.state import applied_versions
+from tests.support.urls import PROJECT_ROOT, parse_database_url
 
 VENV_BIN = Path(sys.executable).parent
 HONCHO = VENV_BIN / "honcho"

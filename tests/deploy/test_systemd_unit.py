@@ -14,7 +14,7 @@ from tests.deploy.deploy_files import (
     unit_value,
     unit_values,
 )
-from tests.urls import PROJECT_ROOT
+from tests.support.urls import PROJECT_ROOT
 
 # The launcher's defaults: --db-wait 30 s, --migration-timeout 600 s.
 LONGEST_START_SECONDS = 30 + 600

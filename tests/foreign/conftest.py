@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.foreign.project import SQLITE_URL, ForeignProject, build
-from tests.urls import DatabaseURL
+from tests.support.urls import DatabaseURL
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.processes import Launcher, LoggedProcess
+from tests.support.processes import Launcher, LoggedProcess
 
 BIN = Path(sys.executable).parent
 SUPERVISOR = BIN / "supervisor"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.foreign.project import BIN, Command, ForeignProject
 from tests.foreign.test_foreign_project import _env, _get, _tables
-from tests.urls import PROJECT_ROOT, DatabaseURL
+from tests.support.urls import PROJECT_ROOT, DatabaseURL
 
 ADOPTING = PROJECT_ROOT / "docs" / "adopting.md"
 

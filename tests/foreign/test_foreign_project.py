@@ -14,11 +14,11 @@ from pathlib import Path
 import asyncpg
 
 from launcher.lock import advisory_lock_key
-from tests import postgres
-from tests.conftest import free_port
 from tests.foreign.project import APP, BIN, SQLITE_URL, ForeignProject, Supervisor
-from tests.processes import Launcher, http_json
-from tests.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
+from tests.support import postgres
+from tests.support.processes import Launcher, http_json
+from tests.support.project import free_port
+from tests.support.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
 
 SKIPPED = "migration child skipped"
 CHILD = "migrating to head (alembic upgrade head)"

@@ -2,7 +2,7 @@
 
 import ast
 
-from tests.urls import PROJECT_ROOT
+from tests.support.urls import PROJECT_ROOT
 
 THIS_SERVICE = {"service", "migrations"}
 

@@ -3,9 +3,9 @@
 import socket
 from pathlib import Path
 
-from tests.processes import Launcher, http_status, launcher_env
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, http_status, launcher_env
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 
 def _run(args: list[str], url: DatabaseURL | None, root: Path, log: Path) -> Launcher:
@@ -72,7 +72,7 @@ def test_role_without_access_to_the_schema_is_78(
     """A role that may connect but not read the schema: exit 78 naming the role, one line."""
     import uuid
 
-    from tests import postgres
+    from tests.support import postgres
 
     assert _run(["migrate"], postgres_url, project_copy, tmp_path / "0").process.returncode == 0
     role = f"no_access_{uuid.uuid4().hex[:8]}"

@@ -3,11 +3,11 @@
 import time
 from pathlib import Path
 
-from tests.cluster import PASSWORD, PrivateCluster
-from tests.processes import Launcher, cmdline, descendants, http_json, launcher_env
-from tests.revisions import HEAD, add_revision
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support.cluster import PASSWORD, PrivateCluster
+from tests.support.processes import Launcher, cmdline, descendants, http_json, launcher_env
+from tests.support.revisions import HEAD, add_revision
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 
 def test_check_before_and_after_migrate(database_url: DatabaseURL, tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_password_never_appears(
     private_cluster: PrivateCluster, port: int, tmp_path: Path, project_copy: Path
 ) -> None:
     """Not in any output, nor in /proc/*/cmdline of any descendant, migrating or serving."""
-    from tests import postgres
+    from tests.support import postgres
 
     admin = private_cluster.url()
     postgres.execute(admin, "DROP DATABASE IF EXISTS secrets_app", "CREATE DATABASE secrets_app")

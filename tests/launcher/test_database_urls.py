@@ -22,12 +22,12 @@ from urllib.parse import quote
 
 import pytest
 
-from tests import postgres
-from tests.cluster import PASSWORD, PrivateCluster, make_certificate, started_cluster
-from tests.conftest import free_port
-from tests.fake_servers import HOSTILE, HostileServer, RecordingProxy
-from tests.processes import Launcher, http_json, launcher_env
-from tests.urls import DatabaseURL, parse_database_url
+from tests.support import postgres
+from tests.support.cluster import PASSWORD, PrivateCluster, make_certificate, started_cluster
+from tests.support.fake_servers import HOSTILE, HostileServer, RecordingProxy
+from tests.support.processes import Launcher, http_json, launcher_env
+from tests.support.project import free_port
+from tests.support.urls import DatabaseURL, parse_database_url
 
 CLEAR_PASSWORD = "cleartext-Pa55-w0rd-7"  # the role whose server asks for it in the clear
 ODD_PASSWORD = "p@ss:w/rd%25x"  # every character a URL gives a meaning to

@@ -6,11 +6,11 @@ import threading
 import time
 from pathlib import Path
 
-from tests.cluster import PASSWORD, PrivateCluster
-from tests.processes import Launcher, launcher_env
-from tests.revisions import HEAD
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support.cluster import PASSWORD, PrivateCluster
+from tests.support.processes import Launcher, launcher_env
+from tests.support.revisions import HEAD
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 
 class LateProxy:
@@ -57,7 +57,7 @@ def test_database_that_comes_up_during_the_wait(
     postgres_url: DatabaseURL, port: int, tmp_path: Path
 ) -> None:
     """The launcher retries a refused connection until the server appears, then migrates."""
-    from tests.conftest import free_port
+    from tests.support.project import free_port
 
     proxy_port = free_port()
     proxy = LateProxy(5432, proxy_port, delay=3)
@@ -76,7 +76,7 @@ def test_database_that_comes_up_during_the_wait(
 
 def test_unreachable_database_exits_69_after_the_wait(tmp_path: Path) -> None:
     """Nothing listening for the whole --db-wait: exit 69 with one clear line."""
-    from tests.conftest import free_port
+    from tests.support.project import free_port
 
     url = DatabaseURL(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/app")
     started = time.monotonic()

@@ -17,7 +17,7 @@ from launcher.ddl_lint import (
     render_pending_sql,
     split_offline_sql,
 )
-from tests.revisions import add_revision
+from tests.support.revisions import add_revision
 
 USERS = {"users": {"id": "bigint", "name": "character varying(100)", "age": "integer"}}
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Launcher, group_processes, http_status, launcher_env
-from tests.revisions import HEAD, add_revision
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, group_processes, http_status, launcher_env
+from tests.support.revisions import HEAD, add_revision
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 SLOW_REVISION = """
     op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from tests.processes import Launcher, http_json, launcher_env
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, http_json, launcher_env
+from tests.support.urls import DatabaseURL
 
 FIELDS = {"time", "level", "logger", "message", "phase"}
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import asyncpg
 
-from tests import postgres
-from tests.conftest import free_port
-from tests.processes import Launcher, all_pids, cmdline, group_processes, launcher_env
-from tests.revisions import HEAD, add_revision
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support import postgres
+from tests.support.processes import Launcher, all_pids, cmdline, group_processes, launcher_env
+from tests.support.project import free_port
+from tests.support.revisions import HEAD, add_revision
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 
 def _start_many(count: int, url: DatabaseURL, root: Path, tmp_path: Path, **env: str):

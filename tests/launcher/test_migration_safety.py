@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.processes import Launcher, launcher_env
-from tests.revisions import HEAD, add_revision
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, launcher_env
+from tests.support.revisions import HEAD, add_revision
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 DROP_EMAIL = 'op.drop_column("users", "email")'
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import postgres
-from tests.processes import Launcher, launcher_env
-from tests.revisions import HEAD, add_revision
-from tests.state import applied_versions
-from tests.urls import DatabaseURL
+from tests.support import postgres
+from tests.support.processes import Launcher, launcher_env
+from tests.support.revisions import HEAD, add_revision
+from tests.support.state import applied_versions
+from tests.support.urls import DatabaseURL
 
 
 def _run(args: list[str], url: DatabaseURL | None, root: Path, log: Path, **env: str) -> Launcher:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Launcher, launcher_env
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, launcher_env
+from tests.support.urls import DatabaseURL
 
 
 class NotifySocket:
@@ -84,7 +84,7 @@ def test_stopping_when_signalled_during_the_wait(
     notify_socket: NotifySocket, tmp_path: Path
 ) -> None:
     """A SIGTERM while waiting for the database sends STOPPING=1 and exits 143."""
-    from tests.conftest import free_port
+    from tests.support.project import free_port
 
     url = DatabaseURL(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/app")
     env = launcher_env(url, NOTIFY_SOCKET=notify_socket.address)
@@ -99,7 +99,7 @@ def test_no_notify_socket_means_no_watcher(
     sqlite_url: DatabaseURL, port: int, tmp_path: Path
 ) -> None:
     """Without NOTIFY_SOCKET the launcher forks nothing: uvicorn is its only process."""
-    from tests.processes import descendants
+    from tests.support.processes import descendants
 
     launcher = Launcher(
         ["--port", str(port)], env=launcher_env(sqlite_url), log_path=tmp_path / "out"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Launcher, http_json, http_status, launcher_env
-from tests.revisions import HEAD, add_revision
-from tests.state import applied_versions, table_exists
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, http_json, http_status, launcher_env
+from tests.support.revisions import HEAD, add_revision
+from tests.support.state import applied_versions, table_exists
+from tests.support.urls import DatabaseURL
 
 
 def listening_pid(port: int) -> int | None:

@@ -3,10 +3,10 @@
 import importlib.util
 from pathlib import Path
 
-from tests import postgres
-from tests.processes import run_alembic
-from tests.revisions import HEAD
-from tests.urls import PROJECT_ROOT, DatabaseURL
+from tests.support import postgres
+from tests.support.processes import run_alembic
+from tests.support.revisions import HEAD
+from tests.support.urls import PROJECT_ROOT, DatabaseURL
 
 
 def test_upgrade_downgrade_upgrade(database_url: DatabaseURL) -> None:
@@ -65,7 +65,7 @@ def test_env_py_imports_outside_alembic() -> None:
 
 def test_status_shows_current_head_and_history(database_url: DatabaseURL, tmp_path: Path) -> None:
     """`supervisor.py status` shows the database's revision, the head and what is applied."""
-    from tests.processes import Launcher, launcher_env
+    from tests.support.processes import Launcher, launcher_env
 
     def status() -> tuple[int, str]:
         launcher = Launcher(["status"], env=launcher_env(database_url), log_path=tmp_path / "o")

@@ -5,8 +5,8 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import get_settings
-from tests.processes import run_alembic
-from tests.urls import DatabaseURL
+from tests.support.processes import run_alembic
+from tests.support.urls import DatabaseURL
 
 
 @pytest.fixture

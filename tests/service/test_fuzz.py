@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from service.main import build_api
-from tests import postgres
-from tests.conftest import free_port
-from tests.processes import Launcher, launcher_env
-from tests.urls import DatabaseURL
+from tests.support import postgres
+from tests.support.processes import Launcher, launcher_env
+from tests.support.project import free_port
+from tests.support.urls import DatabaseURL
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import get_settings
-from tests.urls import DatabaseURL
+from tests.support.urls import DatabaseURL
 
 
 def test_healthz_is_200(client: TestClient) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.processes import Launcher, launcher_env
-from tests.urls import DatabaseURL
+from tests.support.processes import Launcher, launcher_env
+from tests.support.urls import DatabaseURL
 
 
 def _assert_clean_4xx(response, expected: int | None = None) -> None:  # type: ignore[no-untyped-def]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import postgres
-from tests.cluster import PASSWORD, PrivateCluster
-from tests.processes import Launcher, http_json, launcher_env
-from tests.urls import DatabaseURL
+from tests.support import postgres
+from tests.support.cluster import PASSWORD, PrivateCluster
+from tests.support.processes import Launcher, http_json, launcher_env
+from tests.support.urls import DatabaseURL
 
 REQUEST_BOUND_SECONDS = 6.0  # the pool and connect timeouts are 5 s
 
@@ -115,7 +115,7 @@ def test_connection_limit_is_503_not_500(
 
     from service.main import create_app
     from service.settings import get_settings
-    from tests.processes import run_alembic
+    from tests.support.processes import run_alembic
 
     assert run_alembic(postgres_url, "upgrade", "head").returncode == 0
     role = f"limited_{uuid.uuid4().hex[:8]}"

@@ -5,7 +5,7 @@ from pathlib import Path
 from launcher.database_url import DEFAULT_SCHEMA, DatabaseURL, DatabaseURLError
 from launcher.database_url import parse_database_url as _parse
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = [
     "DEFAULT_SCHEMA",

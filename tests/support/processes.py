@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.urls import PROJECT_ROOT, DatabaseURL
+from tests.support.urls import PROJECT_ROOT, DatabaseURL
 
 
 def launcher_env(url: DatabaseURL | None, **extra: str) -> dict[str, str]:

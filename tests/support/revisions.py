@@ -28,7 +28,7 @@ def code_head(root: Path | None = None) -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from tests.urls import PROJECT_ROOT
+    from tests.support.urls import PROJECT_ROOT
 
     config = Config(str((root or PROJECT_ROOT) / "alembic.ini"))
     head = ScriptDirectory.from_config(config).get_current_head()

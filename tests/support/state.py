@@ -2,8 +2,8 @@
 
 import sqlite3
 
-from tests import postgres
-from tests.urls import DatabaseURL
+from tests.support import postgres
+from tests.support.urls import DatabaseURL
 
 
 def applied_versions(url: DatabaseURL) -> list[str]:

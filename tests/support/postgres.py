@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.urls import DatabaseURL, parse_database_url
+from tests.support.urls import DatabaseURL, parse_database_url
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -59,11 +59,16 @@ def require_postgres() -> DatabaseURL:
     return url
 
 
-def create_database(admin: DatabaseURL) -> DatabaseURL:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    execute(admin, f'CREATE DATABASE "{name}"')
+def create_database(
+    admin: DatabaseURL, *, name: str | None = None, template: str | None = None
+) -> DatabaseURL:
+    """A new database (a copy of `template` if given: far faster than migrating again)."""
+    name = name or f"test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
+    execute(admin, f'CREATE DATABASE "{name}"{clause}')
     return admin.with_database(name)
 
 
 def drop_database(admin: DatabaseURL, url: DatabaseURL) -> None:
+    # FORCE: a server that did not stop cleanly must not leave the database behind.
     execute(admin, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')

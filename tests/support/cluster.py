@@ -20,8 +20,8 @@ from typing import NoReturn
 
 import pytest
 
-from tests import postgres
-from tests.urls import DatabaseURL, parse_database_url
+from tests.support import postgres
+from tests.support.urls import DatabaseURL, parse_database_url
 
 PASSWORD = "s3cret-Pa55-w0rd"  # a value tests search for in every output
 
