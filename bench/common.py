@@ -117,10 +117,9 @@ def throwaway_database(admin_url: str, label: str, *, template: str | None = Non
 
 def versions(url: str, schema: str = "test_app") -> list[str]:
     """The revisions in the version table (empty if there is none yet)."""
-    table = f"{schema}.alembic_version"
-    if not fetch(url, f"SELECT to_regclass('{table}') IS NOT NULL")[0][0]:
-        return []
-    return sorted(row[0] for row in fetch(url, f"SELECT version_num FROM {table}"))
+    from tests.support.state import applied_versions
+
+    return applied_versions(parse_database_url(url), schema)
 
 
 # --- processes ----------------------------------------------------------------------------

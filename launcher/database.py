@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from launcher.database_url import DatabaseURL
@@ -121,21 +122,7 @@ class PostgresSession:
 
     def fetch(self, query: str, *args: Any, timeout: float = QUERY_TIMEOUT_SECONDS) -> list[Any]:
         """The rows of one query; RetryableError when the connection is lost or times out."""
-        try:
-            rows = self._thread.run(
-                self._connection.fetch(query, *args, timeout=timeout),
-                timeout=timeout + 0.2,
-                should_stop=self._should_stop,
-            )
-        except TimeoutError:
-            self._timed_out = True
-            raise RetryableError(f"the database did not answer within {timeout:.3g}s") from None
-        except (OSError, ConnectionError) as error:
-            raise RetryableError(describe_error(error)) from None
-        except Exception as error:
-            if _is_connection_lost(error):
-                raise RetryableError(describe_error(error)) from None
-            raise
+        rows = self._call(self._connection.fetch(query, *args, timeout=timeout), timeout)
         return [tuple(row) for row in rows]
 
     def fetchval(self, query: str, *args: Any, timeout: float = QUERY_TIMEOUT_SECONDS) -> Any:
@@ -146,18 +133,26 @@ class PostgresSession:
         self, schema: str, *, timeout: float = QUERY_TIMEOUT_SECONDS
     ) -> tuple[str, ...] | None:
         """The revisions in schema.alembic_version, sorted; None when there is no such table."""
-        import asyncpg
+        from launcher.versions import VersionTableError, read_postgres_versions
 
-        table = f'"{schema}".alembic_version'
         try:
-            if not self.fetchval("SELECT to_regclass($1) IS NOT NULL", table, timeout=timeout):
-                return None
-            rows = self.fetch(f"SELECT version_num FROM {table}", timeout=timeout)
-        except asyncpg.PostgresError as error:  # e.g. no USAGE on the schema for this role
-            raise SupervisorError(
-                f"cannot read {schema}.alembic_version: {first_line(error)}", EXIT_CONFIG
-            ) from None
-        return tuple(sorted(str(row[0]) for row in rows))
+            return self._call(read_postgres_versions(self._connection, schema), timeout)
+        except VersionTableError as error:
+            raise SupervisorError(first_line(error), EXIT_CONFIG) from None
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """One exchange on the session's loop, within `timeout` seconds."""
+        try:
+            return self._thread.run(coroutine, timeout=timeout + 0.2, should_stop=self._should_stop)
+        except TimeoutError:
+            self._timed_out = True
+            raise RetryableError(f"the database did not answer within {timeout:.3g}s") from None
+        except (OSError, ConnectionError) as error:
+            raise RetryableError(describe_error(error)) from None
+        except Exception as error:
+            if _is_connection_lost(error):
+                raise RetryableError(describe_error(error)) from None
+            raise
 
     def describe(self, *, timeout: float = QUERY_TIMEOUT_SECONDS) -> str:
         """Where this session really is, as the server reports it: no password, ever."""
@@ -254,20 +249,12 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def read_sqlite_versions(path: Any) -> tuple[str, ...] | None:
-    """The revisions in a SQLite database's alembic_version; None when there is none yet."""
-    import sqlite3  # the standard library's; imported only for SQLite
+def read_sqlite_versions(path: Path) -> tuple[str, ...] | None:
+    """The launcher's read of a SQLite version table: exit 78 when it cannot be read."""
+    from launcher.versions import VersionTableError
+    from launcher.versions import read_sqlite_versions as read
 
-    if not path.exists():
-        return None
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
-            exists = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
-            ).fetchone()
-            if not exists:
-                return None
-            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-    except sqlite3.DatabaseError as error:
-        raise SupervisorError(f"cannot read SQLite database {path}: {error}", EXIT_CONFIG) from None
-    return tuple(sorted(str(row[0]) for row in rows))
+        return read(path)
+    except VersionTableError as error:
+        raise SupervisorError(str(error), EXIT_CONFIG) from None

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.support.urls import DatabaseURL, parse_database_url
+
+T = TypeVar("T")
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -44,6 +48,21 @@ async def _fetch(url: DatabaseURL, query: str, *args: object) -> list:
 
 def fetch(url: DatabaseURL, query: str, *args: object) -> list:
     return asyncio.run(_fetch(url, query, *args))
+
+
+def run_on(url: DatabaseURL, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(connection)` on a fresh asyncpg connection to `url`."""
+
+    async def run() -> T:
+        import asyncpg
+
+        connection = await asyncpg.connect(url.asyncpg_dsn(), timeout=5)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
 
 
 def require_postgres() -> DatabaseURL:

@@ -2,24 +2,17 @@
 
 import sqlite3
 
+from launcher.versions import read_postgres_versions, read_sqlite_versions
 from tests.support import postgres
 from tests.support.urls import DatabaseURL
 
 
-def applied_versions(url: DatabaseURL) -> list[str]:
+def applied_versions(url: DatabaseURL, schema: str = "test_app") -> list[str]:
+    """What the database holds, read by the launcher's own version reader."""
     if url.is_sqlite:
-        if not url.sqlite_path.exists():
-            return []
-        with sqlite3.connect(url.sqlite_path) as connection:
-            try:
-                rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-            except sqlite3.OperationalError:
-                return []
-        return sorted(row[0] for row in rows)
-    if not table_exists(url, "alembic_version"):
-        return []
-    return sorted(
-        row[0] for row in postgres.fetch(url, "SELECT version_num FROM test_app.alembic_version")
+        return list(read_sqlite_versions(url.sqlite_path) or ())
+    return list(
+        postgres.run_on(url, lambda connection: read_postgres_versions(connection, schema)) or ()
     )
 
 
