@@ -7,6 +7,9 @@ launcher turns that into one line and exit 78 (launcher/database.py). Here a URL
 recognised, checked for what no driver could read, and redacted for display by parsing it.
 
 Standard library only: the launcher imports this before anything else.
+
+Proven by tests/launcher/test_pure_modules.py (recognition, redaction) and, for what asyncpg
+makes of each URL form, tests/launcher/test_database_urls.py.
 """
 
 from __future__ import annotations

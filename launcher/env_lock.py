@@ -19,6 +19,9 @@ migrates under it. Run bare (`alembic upgrade head`), it takes the lock itself, 
 `timeout` seconds (default: MIGRATION_TIMEOUT, else 600) and failing as Alembic's own errors do
 (`FAILED: ...`, exit 255) when the time is up. The waiting policy is launcher.lock's, shared
 with the launcher.
+
+Proven by tests/foreign/test_foreign_project.py (Alembic's generic and async templates with
+the two lines, on PostgreSQL and SQLite) and tests/launcher/test_migration_lock.py.
 """
 
 from __future__ import annotations

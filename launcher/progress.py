@@ -5,6 +5,8 @@ while a revision runs; the same text goes to systemd as STATUS=. Alembic logs
 `Running upgrade <from> -> <to>, <message>` (logger alembic.runtime.migration) when a revision
 starts; the next such line, or the child's exit, ends it. A project whose logging hides
 Alembic's INFO lines simply gets no progress lines.
+
+Proven by tests/launcher/test_pure_modules.py and test_operator_experience.py.
 """
 
 from __future__ import annotations
