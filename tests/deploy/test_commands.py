@@ -26,6 +26,9 @@ from tests.deploy.deploy_files import (
 )
 from tests.support.urls import PROJECT_ROOT
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 # Variables for Python and pip themselves, not for the launcher.
 IN_APP_ROOT = f"{APP_ROOT}/supervisor.py"
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.deploy_files import (
     APP_ROOT,
     DOCKERIGNORE,
@@ -20,6 +22,9 @@ from tests.deploy.deploy_files import (
 )
 from tests.support.processes import Launcher, launcher_env
 from tests.support.urls import PROJECT_ROOT, DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 # What the launcher needs at run time: its own code, the app, the migrations and their ini.
 RUNTIME_FILES = {"supervisor.py", "alembic.ini", "launcher", "service", "migrations"}

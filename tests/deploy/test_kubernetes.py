@@ -16,6 +16,9 @@ from tests.deploy.deploy_files import (
     pod_containers,
 )
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 # The oldest Kubernetes whose published schema accepts these manifests, and the newest known
 # to kubernetes-validate (its default).
 KUBERNETES_VERSIONS = ["1.29", None]

@@ -26,6 +26,9 @@ from tests.support.processes import (
 from tests.support.state import applied_versions
 from tests.support.urls import PROJECT_ROOT, parse_database_url
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 VENV_BIN = Path(sys.executable).parent
 HONCHO = VENV_BIN / "honcho"
 

@@ -9,11 +9,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import Launcher, http_json, http_status, launcher_env
 from tests.support.project import copy_project, free_port
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 ADD_NICKNAME = 'op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))'
 DROP_NICKNAME = 'op.drop_column("users", "nickname")'

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.deploy_files import (
     APP_ROOT,
     UNIT,
@@ -15,6 +17,9 @@ from tests.deploy.deploy_files import (
     unit_values,
 )
 from tests.support.urls import PROJECT_ROOT
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 # The launcher's defaults: --db-wait 30 s, --migration-timeout 600 s.
 LONGEST_START_SECONDS = 30 + 600

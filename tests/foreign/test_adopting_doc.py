@@ -6,9 +6,14 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.foreign.project import BIN, Command, ForeignProject
 from tests.foreign.test_foreign_project import _env, _get, _tables
 from tests.support.urls import PROJECT_ROOT, DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 ADOPTING = PROJECT_ROOT / "docs" / "adopting.md"
 

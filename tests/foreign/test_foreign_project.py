@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from launcher.lock import advisory_lock_key
 from tests.foreign.project import APP, BIN, SQLITE_URL, ForeignProject, Supervisor
@@ -19,6 +20,9 @@ from tests.support import postgres
 from tests.support.processes import Launcher, http_json
 from tests.support.project import free_port
 from tests.support.urls import PROJECT_ROOT, DatabaseURL, parse_database_url
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 SKIPPED = "migration child skipped"
 CHILD = "migrating to head (alembic upgrade head)"

@@ -3,9 +3,14 @@
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import Launcher, http_status, launcher_env
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 
 def _run(args: list[str], url: DatabaseURL | None, root: Path, log: Path) -> Launcher:

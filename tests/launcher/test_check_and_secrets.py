@@ -3,11 +3,16 @@
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cluster import PASSWORD, PrivateCluster
 from tests.support.processes import Launcher, cmdline, descendants, http_json, launcher_env
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 
 def test_check_before_and_after_migrate(database_url: DatabaseURL, tmp_path: Path) -> None:

@@ -29,6 +29,9 @@ from tests.support.processes import Launcher, http_json, launcher_env
 from tests.support.project import free_port
 from tests.support.urls import DatabaseURL, parse_database_url
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 CLEAR_PASSWORD = "cleartext-Pa55-w0rd-7"  # the role whose server asks for it in the clear
 ODD_PASSWORD = "p@ss:w/rd%25x"  # every character a URL gives a meaning to
 HEAD_PASSWORD = "head"  # also a word the launcher prints: "schema at head"

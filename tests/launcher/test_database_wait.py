@@ -6,11 +6,16 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cluster import PASSWORD, PrivateCluster
 from tests.support.processes import Launcher, launcher_env
 from tests.support.revisions import HEAD
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 
 class LateProxy:

@@ -2,10 +2,15 @@
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import Launcher, launcher_env
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 SKIPPED = "migration child skipped"
 

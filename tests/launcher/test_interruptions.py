@@ -11,6 +11,9 @@ from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 SLOW_REVISION = """
     op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
     print("slow revision started", file=sys.stderr, flush=True)

@@ -3,8 +3,13 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import Launcher, http_json, launcher_env
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 FIELDS = {"time", "level", "logger", "message", "phase"}
 

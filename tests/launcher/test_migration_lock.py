@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.support import postgres
 from tests.support.processes import Launcher, all_pids, cmdline, group_processes, launcher_env
@@ -14,6 +15,9 @@ from tests.support.project import free_port
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 
 def _start_many(count: int, url: DatabaseURL, root: Path, tmp_path: Path, **env: str):

@@ -14,6 +14,9 @@ from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def _run(args: list[str], url: DatabaseURL | None, root: Path, log: Path, **env: str) -> Launcher:
     launcher = Launcher(args, env=launcher_env(url, **env), root=root, log_path=log)

@@ -11,6 +11,9 @@ import pytest
 from tests.support.processes import Launcher, launcher_env
 from tests.support.urls import DatabaseURL
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 class NotifySocket:
     """What systemd listens on: a datagram socket; each message is a list of assignments."""

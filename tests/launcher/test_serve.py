@@ -10,6 +10,9 @@ from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions, table_exists
 from tests.support.urls import DatabaseURL
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def listening_pid(port: int) -> int | None:
     """The pid owning the socket that listens on 127.0.0.1:port, from /proc."""

@@ -3,10 +3,15 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from tests.support import postgres
 from tests.support.processes import run_alembic
 from tests.support.revisions import HEAD
 from tests.support.urls import PROJECT_ROOT, DatabaseURL
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 
 def test_upgrade_downgrade_upgrade(database_url: DatabaseURL) -> None:
