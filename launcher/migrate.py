@@ -82,12 +82,24 @@ def pending_revisions(
 
 
 def already_at_head(settings: Settings, state: DatabaseState) -> bool:
-    """True only when the static graph proves there is nothing to apply."""
+    """True only when the static graph proves there is nothing to apply: the database is at
+    the code's head, or ahead of it (every revision it holds is one this code does not know:
+    a newer release migrated it during a rolling deploy, and expand/contract keeps this
+    release working on it; `alembic upgrade` would refuse such a database)."""
     if not state.versions:
         return False
-    if pending_revisions(settings, state.versions) == []:
-        logs.logger.info(
-            "database already at head (%s): migration child skipped", ", ".join(state.versions)
+    graph = read_revision_graph(settings.alembic)
+    if graph is None:
+        return False
+    at = ", ".join(state.versions)
+    if graph.pending(state.versions) == []:
+        logs.logger.info("database already at head (%s): migration child skipped", at)
+        return True
+    if all(graph.revision(version) is None for version in state.versions):
+        logs.logger.warning(
+            "database at %s, which this release does not know: a newer release migrated it; "
+            "nothing to apply, migration child skipped",
+            at,
         )
         return True
     return False
