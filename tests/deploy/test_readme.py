@@ -138,14 +138,14 @@ def test_readme_command_runs_as_written(
 ) -> None:
     """Each README command does what the README says, run verbatim in a copy of the project."""
     if _PLACEHOLDER in command:
-        pytest.skip("a placeholder host and password; tests/launcher covers the URL forms")
+        pytest.skip("a placeholder host and password: nothing answers there")
     runnable = without_install_steps(command)
     said = words(runnable)
     database = parse_database_url(shell_env["DATABASE_URL"])
     if said.endswith("-m pytest"):
         pytest.skip("the whole suite: .ci/run runs this command on a clean clone")
     if said.endswith("-m pytest -m not slow"):
-        # Collected, not run: the marker must be declared, or --strict-config would refuse.
+        # Collected, not run; under --strict-markers, an undeclared `slow` fails the collection.
         result = sh(runnable + " --collect-only -q", cwd=project, env=shell_env)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     elif said == ".venv/bin/python supervisor.py":
