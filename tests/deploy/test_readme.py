@@ -22,9 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import LoggedProcess, http_status, kill_group
-from tests.state import applied_versions
-from tests.urls import PROJECT_ROOT, parse_database_url
+from tests.support.processes import LoggedProcess, http_status, kill_group
+from tests.support.project import clean_environment
+from tests.support.state import applied_versions
+from tests.support.urls import PROJECT_ROOT, parse_database_url
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
 
 README = PROJECT_ROOT / "README.md"
 CI_RUN = PROJECT_ROOT / ".ci" / "run"
@@ -89,7 +93,8 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def shell_env(tmp_path: Path, port: int) -> dict[str, str]:
     venv_bin = str(VENV / "bin")
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    env = clean_environment()
+    env.pop("VIRTUAL_ENV", None)
     path = [entry for entry in env.get("PATH", "").split(os.pathsep) if entry != venv_bin]
     env["PATH"] = os.pathsep.join(path)
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'readme.db'}"
@@ -180,7 +185,9 @@ def test_readme_has_the_two_commands_of_a_fresh_machine() -> None:
     commands = readme_commands()
     run = "python3.11 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python supervisor.py"
     assert run in commands
-    ci_test_command = CI_RUN.read_text().strip().splitlines()[-1]
+    [ci_test_command] = [
+        line for line in CI_RUN.read_text().splitlines() if line.endswith("-m pytest")
+    ]
     assert ci_test_command in commands
 
 
