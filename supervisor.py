@@ -5,7 +5,7 @@
     python supervisor.py migrate
     python supervisor.py check
 
-Run `python supervisor.py --help` for the options; README.md documents exit codes.
+Run `python supervisor.py --help` for the options; docs/launcher.md documents exit codes.
 """
 
 import os
