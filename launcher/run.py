@@ -39,12 +39,7 @@ def serve(settings: Settings) -> None:
         if settings.skip_migrations:
             logs.logger.info("migrations skipped (--skip-migrations)")
         else:
-            state = wait_for(settings, signals)
-            try:
-                if settings.always_migrate or not already_at_head(settings, state):
-                    upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
-            finally:
-                state.close()
+            bring_to_head(settings, signals)
         stop_if_signalled(signals, "before the server started")
         phases.enter(phases.STARTING)
         ensure_port_free(settings.host, settings.port)
@@ -57,13 +52,18 @@ def serve(settings: Settings) -> None:
 def migrate(settings: Settings) -> int:
     """Wait for the database and migrate to head in a child; never starts the server."""
     with capture_signals() as signals:
-        state = wait_for(settings, signals)
-        try:
-            if settings.always_migrate or not already_at_head(settings, state):
-                upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
-        finally:
-            state.close()
+        bring_to_head(settings, signals)
     return EXIT_OK
+
+
+def bring_to_head(settings: Settings, signals: SignalState) -> None:
+    """Wait for the database; unless it is provably at head, migrate it in a child."""
+    state = wait_for(settings, signals)
+    try:
+        if settings.always_migrate or not already_at_head(settings, state):
+            upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
+    finally:
+        state.close()
 
 
 def check(settings: Settings) -> int:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Launcher, group_processes, http_status, launcher_env
+from tests.support.processes import (
+    Launcher,
+    group_processes,
+    http_status,
+    launcher_env,
+    wait_for_output,
+)
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
@@ -19,14 +25,6 @@ SLOW_REVISION = """
     print("slow revision started", file=sys.stderr, flush=True)
     time.sleep(60)
 """
-
-
-def _wait_for(launcher: Launcher, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in launcher.output:
-        assert launcher.process.poll() is None, launcher.output
-        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{launcher.output}"
-        time.sleep(0.05)
 
 
 def test_migration_timeout_stops_the_child(
@@ -59,7 +57,7 @@ def test_signal_during_migration_is_forwarded(
         root=project_copy,
         log_path=tmp_path / "out",
     )
-    _wait_for(launcher, "slow revision started")
+    wait_for_output(launcher, "slow revision started")
     launcher.process.send_signal(signum)
     assert launcher.wait(timeout=20) == 128 + signum
     assert group_processes(launcher.pid) == []
@@ -87,7 +85,7 @@ def test_sigterm_on_postgres_leaves_the_version_table_unchanged(
         root=project_copy,
         log_path=tmp_path / "out",
     )
-    _wait_for(launcher, "slow revision started")
+    wait_for_output(launcher, "slow revision started")
     time.sleep(0.3)
     launcher.process.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=20) == 143

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import postgres
-from tests.support.processes import Launcher, launcher_env
+from tests.support.processes import Launcher, launcher_env, wait_for_output
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
 from tests.support.urls import DatabaseURL
@@ -22,14 +22,6 @@ def _run(args: list[str], url: DatabaseURL | None, root: Path, log: Path, **env:
     launcher = Launcher(args, env=launcher_env(url, **env), root=root, log_path=log)
     launcher.wait(timeout=90)
     return launcher
-
-
-def _wait_for(launcher: Launcher, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in launcher.output:
-        assert launcher.process.poll() is None, launcher.output
-        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{launcher.output}"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("typo", ["chekc", "serv", "migrte"])
@@ -162,7 +154,7 @@ def test_ctrl_c_during_a_migration_prints_one_short_summary(
     launcher = Launcher(
         ["migrate"], env=launcher_env(sqlite_url), root=project_copy, log_path=tmp_path / "1"
     )
-    _wait_for(launcher, "slow revision started")
+    wait_for_output(launcher, "slow revision started")
     launcher.process.send_signal(signal.SIGINT)
     assert launcher.wait(timeout=20) == 130
     for noise in ("Traceback", "KeyboardInterrupt", "CancelledError"):
@@ -198,7 +190,7 @@ def test_a_lost_connection_is_named_and_safe_to_retry(
         root=project_copy,
         log_path=tmp_path / "1",
     )
-    _wait_for(launcher, "slow revision started")
+    wait_for_output(launcher, "slow revision started")
     time.sleep(0.3)
     postgres.execute(
         postgres_url,

@@ -101,6 +101,15 @@ class Launcher(LoggedProcess):
         return self.process.returncode
 
 
+def wait_for_output(process: LoggedProcess, text: str, timeout: float = 30) -> None:
+    """Until `text` shows in the process's output; fail if it exits or the time is up."""
+    deadline = time.monotonic() + timeout
+    while text not in process.output:
+        assert process.process.poll() is None, process.output
+        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{process.output}"
+        time.sleep(0.05)
+
+
 def kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
