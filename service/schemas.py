@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from service.emails import normalise_email
+from service.emails import RESERVED_DOMAINS, RESERVED_DOMAINS_PATTERN, normalise_email
 from service.limits import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 
 
@@ -33,8 +33,18 @@ Email = Annotated[
     str,
     Field(max_length=EMAIL_MAX_LENGTH),
     AfterValidator(normalise_email),
-    # The OpenAPI document says what the validator checks.
-    WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH}),
+    # The OpenAPI document says what the validator checks (service/emails.py).
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": EMAIL_MAX_LENGTH,
+            "not": {"pattern": RESERVED_DOMAINS_PATTERN},
+            "description": "An email address (RFC 5321); domains under "
+            + ", ".join(f".{name}" for name in RESERVED_DOMAINS)
+            + " are refused: they never receive mail.",
+        }
+    ),
 ]
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from service.database_url import DatabaseURL
-from service.main import build_api
+from service.main import create_app
 from tests import postgres
 from tests.conftest import free_port
 from tests.processes import Launcher, launcher_env
@@ -46,7 +46,7 @@ schemathesis.openapi.format(
 
 # The document comes from the app object itself (no server needed to collect the tests);
 # the requests go to the live service.
-schema = schemathesis.openapi.from_dict(build_api().openapi())
+schema = schemathesis.openapi.from_dict(create_app().openapi())
 
 
 @schema.parametrize()
