@@ -64,8 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Users service", version="0.1.0", lifespan=lifespan)
-    app.include_router(health.router)
+    # The hot routes first: FastAPI tries the included routers in order.
     app.include_router(users.router)
+    app.include_router(health.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
     return app

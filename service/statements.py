@@ -1,14 +1,25 @@
-"""The store's SQL, derived from the table in service/tables.py and compiled once per dialect.
+"""The store's SQL, derived from the table in service/tables.py: the source of service/sql.py.
 
 Every statement selects or returns all of the table's columns, so a column added to the table
-is read and returned without touching this file; rows are mapped by column name. The columns a
-request writes are named in WRITTEN; tests/service/test_statements.py fails when the table
-gains a column that needs a value and is not among them.
+is read and returned without touching the store; rows are mapped by column name. The columns
+a request writes are named in WRITTEN.
+
+The service does not import SQLAlchemy at run time (it would cost its start-up about 200 ms):
+the statements are compiled here, once per dialect, into service/sql.py, which the store reads.
+Regenerate it after changing the table:
+
+    .venv/bin/python -m service.statements
+
+tests/service/test_statements.py fails when service/sql.py and the table disagree, and when
+the table gains a column that needs a value and is not in WRITTEN.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
@@ -18,19 +29,7 @@ from sqlalchemy.sql import Executable
 from service.tables import users
 
 WRITTEN = ("name", "email")  # what POST /users and PATCH /users/{id} carry
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One compiled statement: its SQL text and the order its named parameters go in."""
-
-    sql: str
-    names: tuple[str, ...]
-    defaults: dict[str, Any]
-
-    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        """The driver's positional arguments for these named parameters."""
-        return tuple(params[name] if name in params else self.defaults[name] for name in self.names)
+SQL_MODULE = Path(__file__).with_name("sql.py")
 
 
 def build(table: Table = users) -> dict[str, Executable]:
@@ -57,26 +56,48 @@ def build(table: Table = users) -> dict[str, Executable]:
     }
 
 
-def compile_for(dialect: Dialect, table: Table = users) -> dict[str, Statement]:
-    """Every statement compiled for one dialect (at start-up, never per request)."""
+def compile_for(dialect: Dialect, table: Table = users) -> dict[str, dict[str, Any]]:
+    """Every statement compiled for one dialect: its SQL text, the order its named parameters
+    go in, and the values of the parameters the compiler added (SQLite's OFFSET)."""
     compiled = {}
     for name, statement in build(table).items():
         result = statement.compile(dialect=dialect)
-        compiled[name] = Statement(
-            sql=str(result),
-            names=tuple(result.positiontup or ()),
-            defaults={k: v for k, v in result.params.items() if v is not None},
-        )
+        compiled[name] = {
+            "sql": str(result),
+            "names": list(result.positiontup or ()),
+            "defaults": {k: v for k, v in result.params.items() if v is not None},
+        }
     return compiled
 
 
-def postgres_statements(table: Table = users) -> dict[str, Statement]:
-    from sqlalchemy.dialects.postgresql.asyncpg import dialect  # $n placeholders, as asyncpg
+def compile_all(table: Table = users) -> dict[str, Any]:
+    """What service/sql.py holds."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect as postgresql  # $n, as asyncpg
+    from sqlalchemy.dialects.sqlite.pysqlite import dialect as sqlite  # ?, as sqlite3
 
-    return compile_for(dialect(), table)
+    return {
+        "STATEMENTS": {
+            "postgresql": compile_for(postgresql(), table),
+            "sqlite": compile_for(sqlite(), table),
+        },
+        # SQLite hands these back as text; the store parses them.
+        "DATETIME_COLUMNS": [c.name for c in table.c if c.type.python_type is datetime],
+    }
 
 
-def sqlite_statements(table: Table = users) -> dict[str, Statement]:
-    from sqlalchemy.dialects.sqlite.pysqlite import dialect  # ? placeholders, as sqlite3
+def render(table: Table = users) -> str:
+    """The source of service/sql.py (JSON literals: plain data, no import)."""
+    lines = [
+        '"""Generated from service/tables.py by `python -m service.statements`: do not edit."""',
+        "",
+        "# ruff: noqa: E501",
+        "# fmt: off",
+    ]
+    for name, value in compile_all(table).items():
+        lines.append(f"{name} = {json.dumps(value, indent=4)}")
+    return "\n".join(lines) + "\n"
 
-    return compile_for(dialect(), table)
+
+if __name__ == "__main__":
+    SQL_MODULE.write_text(render())
+    print(f"wrote {SQL_MODULE}", file=sys.stderr)

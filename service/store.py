@@ -1,4 +1,5 @@
-"""The users store: the statements of service/statements.py on the database driver itself.
+"""The users store: the SQL of service/sql.py (compiled from service/tables.py, see
+service/statements.py) on the database driver itself.
 
 One statement per operation, each atomic on its own, so every connection runs in autocommit:
 one round trip per request, no BEGIN/COMMIT around it. PostgreSQL goes through an asyncpg pool
@@ -19,9 +20,11 @@ import random
 import sqlite3
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service import sql
 from service.database_url import DatabaseURL
 from service.settings import Settings
 
@@ -29,6 +32,27 @@ APPLICATION_NAME = "service"
 VERSIONS_SQL = "SELECT version_num FROM alembic_version"  # Alembic's table, not ours
 
 User = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One compiled statement: its SQL text and the order its named parameters go in."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """The driver's positional arguments for these named parameters."""
+        return tuple(params[name] if name in params else self.defaults[name] for name in self.names)
+
+
+def statements(dialect: str) -> dict[str, Statement]:
+    """The store's statements for one dialect ("postgresql" or "sqlite")."""
+    return {
+        name: Statement(text["sql"], tuple(text["names"]), text["defaults"])
+        for name, text in sql.STATEMENTS[dialect].items()
+    }
 
 
 class Unavailable(Exception):
@@ -98,10 +122,8 @@ class PostgresStore(UserStore):
     def __init__(self, settings: Settings) -> None:
         import asyncpg
 
-        from service.statements import postgres_statements
-
         self._asyncpg = asyncpg
-        self._statements = postgres_statements()
+        self._statements = statements("postgresql")
         self._url: DatabaseURL = settings.url
         self._timeout = settings.database_timeout
         # Created on first use, not at start-up: the service starts (and answers /healthz,
@@ -153,7 +175,7 @@ class PostgresStore(UserStore):
     async def _versions(self) -> list[str]:
         return [row["version_num"] for row in await self._run(VERSIONS_SQL, (), idempotent=True)]
 
-    async def _run(self, sql: str, args: tuple[Any, ...], *, idempotent: bool) -> list:
+    async def _run(self, query: str, args: tuple[Any, ...], *, idempotent: bool) -> list:
         asyncpg = self._asyncpg
         # A read that met a connection the server had dropped (a restart) is retried once on a
         # fresh connection, so a recovered database answers at once instead of with a 503.
@@ -164,7 +186,7 @@ class PostgresStore(UserStore):
                 # No acquire timeout of its own: connecting is bounded by `timeout`, a query by
                 # `command_timeout`, and an asyncio timeout per request costs measurable time.
                 async with pool.acquire() as connection:
-                    return await connection.fetch(sql, *args)
+                    return await connection.fetch(query, *args)
             except asyncpg.UniqueViolationError:
                 raise EmailTaken from None
             except asyncpg.DiskFullError as error:
@@ -206,16 +228,11 @@ class SqliteStore(UserStore):
     RETRY_PAUSE_SECONDS = (0.0005, 0.003)
 
     def __init__(self, connection: Any, *, timeout: float) -> None:
-        from service.statements import sqlite_statements
-        from service.tables import users
-
         self._connection = connection
         self._timeout = timeout
-        self._statements = sqlite_statements()
+        self._statements = statements("sqlite")
         # SQLite hands DateTime columns back as text (CURRENT_TIMESTAMP: UTC, no offset).
-        self._datetimes = tuple(
-            column.name for column in users.c if column.type.python_type is datetime
-        )
+        self._datetimes = tuple(sql.DATETIME_COLUMNS)
 
     @classmethod
     async def open(cls, settings: Settings) -> SqliteStore:
@@ -251,11 +268,11 @@ class SqliteStore(UserStore):
     async def _versions(self) -> list[str]:
         return [row["version_num"] for row in await self._run(VERSIONS_SQL, ())]
 
-    async def _run(self, sql: str, args: tuple[Any, ...]) -> list:
+    async def _run(self, query: str, args: tuple[Any, ...]) -> list:
         deadline = time.monotonic() + self._timeout
         while True:
             try:
-                async with self._connection.execute(sql, args) as cursor:
+                async with self._connection.execute(query, args) as cursor:
                     return list(await cursor.fetchall())
             except sqlite3.IntegrityError:
                 raise EmailTaken from None
