@@ -63,11 +63,11 @@ def measure(args: argparse.Namespace, workers: int, directory: Path) -> list[obj
     database = directory / f"workers-{workers}.db"
     port = common.free_port()
     env = common.server_environment(f"sqlite:///{database}")
-    argv = [common.PYTHON, str(PROJECT_ROOT / "supervisor.py"), "--port", str(port)]
+    argv = [common.PYTHON, str(args.project / "supervisor.py"), "--port", str(port)]
     argv += ["--workers", str(workers)]
     if args.uvicorn_arg:
         argv += ["--", *args.uvicorn_arg]
-    server = common.Server(f"{workers} worker(s)", argv, port=port, env=env)
+    server = common.Server(f"{workers} worker(s)", argv, port=port, env=env, cwd=args.project)
     try:
         common.wait_until_serving([server], timeout=60)
         if args.warmup > 0:
@@ -99,6 +99,13 @@ def main() -> int:
         "--uvicorn-arg", action="append", default=[], metavar="ARG", help="extra uvicorn argument"
     )
     parser.add_argument("--wrk", default=shutil.which("wrk"), help="the wrk binary (default: PATH)")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="the project to run (default: this one; e.g. an older release unpacked with "
+        "`git archive REV | tar -x -C DIR`, to compare)",
+    )
     args = parser.parse_args()
     if not args.wrk:
         parser.error("wrk not found on PATH (Debian: apt-get install wrk), or pass --wrk")
