@@ -246,7 +246,7 @@ class SqliteStore(UserStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, timeout=0, isolation_level=None)
         connection.row_factory = sqlite3.Row  # rows keyed by column name
-        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
         return cls(connection, timeout=settings.database_timeout)
 
     async def _fetch(self, statement: str, params: dict[str, Any], *, idempotent: bool) -> list:
