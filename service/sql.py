@@ -1,8 +1,10 @@
 """Generated from service/tables.py by `python -m service.statements`: do not edit."""
 
 # ruff: noqa: E501
+from typing import Any
+
 # fmt: off
-STATEMENTS = {
+STATEMENTS: Any = {
     "postgresql": {
         "get": {
             "sql": "SELECT users.id, users.name, users.email, users.created_at \nFROM users \nWHERE users.id = $1::BIGINT",
@@ -89,6 +91,6 @@ STATEMENTS = {
         }
     }
 }
-DATETIME_COLUMNS = [
+DATETIME_COLUMNS: Any = [
     "created_at"
 ]

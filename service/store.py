@@ -75,7 +75,9 @@ class UserStore(ABC):
     """The operations, written once; each backend supplies `_fetch`, `_versions` and `close`."""
 
     @abstractmethod
-    async def _fetch(self, statement: str, params: dict[str, Any], *, idempotent: bool) -> list:
+    async def _fetch(
+        self, statement: str, params: dict[str, Any], *, idempotent: bool
+    ) -> list[User]:
         """The rows of one statement as dicts keyed by column name; the errors above.
         `idempotent` statements may be retried on a connection the server dropped."""
 
@@ -167,7 +169,9 @@ class PostgresStore(UserStore):
                     self._pool = await self._asyncpg.create_pool(**self._pool_args)
         return self._pool
 
-    async def _fetch(self, statement: str, params: dict[str, Any], *, idempotent: bool) -> list:
+    async def _fetch(
+        self, statement: str, params: dict[str, Any], *, idempotent: bool
+    ) -> list[User]:
         compiled = self._statements[statement]
         rows = await self._run(compiled.sql, compiled.args(params), idempotent=idempotent)
         return [dict(row) for row in rows]  # asyncpg's Record is keyed by column name
@@ -175,7 +179,7 @@ class PostgresStore(UserStore):
     async def _versions(self) -> list[str]:
         return [row["version_num"] for row in await self._run(VERSIONS_SQL, (), idempotent=True)]
 
-    async def _run(self, query: str, args: tuple[Any, ...], *, idempotent: bool) -> list:
+    async def _run(self, query: str, args: tuple[Any, ...], *, idempotent: bool) -> list[Any]:
         asyncpg = self._asyncpg
         # A read that met a connection the server had dropped (a restart) is retried once on a
         # fresh connection, so a recovered database answers at once instead of with a 503.
@@ -186,7 +190,8 @@ class PostgresStore(UserStore):
                 # No acquire timeout of its own: connecting is bounded by `timeout`, a query by
                 # `command_timeout`, and an asyncio timeout per request costs measurable time.
                 async with pool.acquire() as connection:
-                    return await connection.fetch(query, *args)
+                    rows: list[Any] = await connection.fetch(query, *args)
+                    return rows
             except asyncpg.UniqueViolationError:
                 raise EmailTaken from None
             except asyncpg.DiskFullError as error:
@@ -249,7 +254,9 @@ class SqliteStore(UserStore):
         await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
         return cls(connection, timeout=settings.database_timeout)
 
-    async def _fetch(self, statement: str, params: dict[str, Any], *, idempotent: bool) -> list:
+    async def _fetch(
+        self, statement: str, params: dict[str, Any], *, idempotent: bool
+    ) -> list[User]:
         compiled = self._statements[statement]
         return [self._user(row) for row in await self._run(compiled.sql, compiled.args(params))]
 
@@ -268,7 +275,7 @@ class SqliteStore(UserStore):
     async def _versions(self) -> list[str]:
         return [row["version_num"] for row in await self._run(VERSIONS_SQL, ())]
 
-    async def _run(self, query: str, args: tuple[Any, ...]) -> list:
+    async def _run(self, query: str, args: tuple[Any, ...]) -> list[Any]:
         deadline = time.monotonic() + self._timeout
         while True:
             try:

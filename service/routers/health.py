@@ -51,7 +51,7 @@ def schema_state(
 
 
 @router.get("/healthz")
-async def healthz() -> dict:
+async def healthz() -> dict[str, str]:
     """Answer 200 while the process serves; never touches the database."""
     return {"status": "ok"}
 

@@ -1,6 +1,6 @@
 """The users resource."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BeforeValidator
@@ -9,8 +9,9 @@ from service.dependencies import StoreDep
 from service.schemas import ErrorMessage, User, UserCreate, UserPage, UserUpdate
 from service.store import EmailTaken
 
+Responses = dict[int | str, dict[str, Any]]
 # Answers any users route may give besides its own: documented so clients can rely on them.
-COMMON_RESPONSES: dict[int | str, dict] = {
+COMMON_RESPONSES: Responses = {
     400: {"model": ErrorMessage, "description": "The body could not be parsed."},
     413: {"model": ErrorMessage, "description": "The body is larger than the limit."},
     503: {
@@ -53,11 +54,11 @@ Cursor = Annotated[
     ),
     BeforeValidator(_plain_integer),
 ]
-_NOT_FOUND = {404: {"description": "No user with this id."}}
-_CONFLICT = {409: {"description": "The email belongs to another user."}}
+_NOT_FOUND: Responses = {404: {"description": "No user with this id."}}
+_CONFLICT: Responses = {409: {"description": "The email belongs to another user."}}
 # OpenAPI links: what a client (and the stateful fuzzing) may do with a user it has created.
 _BY_ID = {"user_id": "$response.body#/id"}
-_CREATED = {
+_CREATED: Responses = {
     201: {
         "links": {
             "GetUser": {"operationId": "get_user", "parameters": _BY_ID},
@@ -86,7 +87,7 @@ def _email_taken() -> HTTPException:
     responses={**_CREATED, **_CONFLICT},
     operation_id="create_user",
 )
-async def create_user(body: UserCreate, store: StoreDep) -> dict:
+async def create_user(body: UserCreate, store: StoreDep) -> dict[str, Any]:
     """Create a user."""
     try:
         return await store.create(body.name, str(body.email))
@@ -99,7 +100,7 @@ async def list_users(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     after: Cursor = 0,
-) -> dict:
+) -> dict[str, Any]:
     """List users in id order, a page at a time."""
     items = await store.list(after, limit)
     next_after = items[-1]["id"] if len(items) == limit else None
@@ -107,7 +108,7 @@ async def list_users(
 
 
 @router.get("/{user_id}", response_model=User, responses=_NOT_FOUND, operation_id="get_user")
-async def get_user(user_id: UserId, store: StoreDep) -> dict:
+async def get_user(user_id: UserId, store: StoreDep) -> dict[str, Any]:
     """Read one user."""
     user = await store.get(user_id)
     if user is None:
@@ -121,7 +122,7 @@ async def get_user(user_id: UserId, store: StoreDep) -> dict:
     responses={**_NOT_FOUND, **_CONFLICT},
     operation_id="update_user",
 )
-async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dict:
+async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dict[str, Any]:
     """Change a user's name or email."""
     email = str(body.email) if body.email is not None else None
     try:
