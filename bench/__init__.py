@@ -1,2 +1,3 @@
-"""Benchmarks: start-up, API throughput against raw asyncpg, and replicas. Timings live here,
-never in tests/. Each script's docstring gives the command that runs it."""
+"""Benchmarks: start-up, API throughput (against FastAPI's floor and the ORM way), SQLite under
+several workers, and replicas. Timings live here, never in tests/. Each script's docstring gives
+the command that runs it."""

@@ -1,20 +1,23 @@
-"""API throughput and latency: the service against a raw asyncpg app, under wrk.
+"""API throughput and latency: the service against FastAPI's floor and the ORM way, under wrk.
 
     .venv/bin/python bench/api.py                       # 1 round, 10 s per route, 32 connections
-    .venv/bin/python bench/api.py --rounds 3 --duration 20 --uvicorn-arg=--no-access-log
+    .venv/bin/python bench/api.py --rounds 3 --duration 10 --uvicorn-arg=--no-access-log
 
 On a throwaway database migrated to head and seeded with --users users, it starts, one at a
 time and with the same uvicorn options (127.0.0.1, 1 worker, uvloop and httptools as uvicorn
 picks them):
-  service  python supervisor.py --port P [-- UVICORN_ARGS]   (fast path, then exec uvicorn)
-  raw      python -m uvicorn bench.raw_asyncpg_app:app ... [UVICORN_ARGS]
+  service  python supervisor.py --port P [-- UVICORN_ARGS]   (migration check, exec uvicorn)
+  raw      python -m uvicorn bench.raw_asyncpg_app:app ... [UVICORN_ARGS]  (FastAPI + asyncpg)
+  orm      python -m uvicorn bench.orm_app:app ... [UVICORN_ARGS]  (FastAPI + SQLAlchemy ORM)
 and for each it runs wrk (--latency) first for --warmup seconds on each route, unmeasured, then
 for --duration seconds on GET /users/{id} (random seeded ids, bench/wrk_get_user.lua) and on
-POST /users (a new email every request, bench/wrk_post_user.lua). Rounds alternate which server
-goes first. Printed: requests/s, p50 and p99 per run, the medians over rounds, and the ratios
-service/raw. Any non-2xx response is reported, and makes the exit status 1.
+POST /users (a new email every request, bench/wrk_post_user.lua). Rounds rotate which server
+goes first (interleaved: every round measures all three). Printed: requests/s, p50 and p99 per
+run, the medians over rounds, and the ratios service/raw and service/orm. Any non-2xx response
+is reported, and makes the exit status 1.
 
-Targets: service >= 0.9x raw requests/s on both routes, and p99 <= 1.2x raw.
+Targets: service >= 0.95x raw requests/s on both routes and p99 <= 1.2x raw; service >= 3x the
+ORM version's requests/s.
 wrk must be on PATH (Debian: apt-get install wrk).
 """
 
@@ -38,8 +41,9 @@ from bench import common
 from bench.common import PROJECT_ROOT, BenchError
 
 BENCH_DIR = Path(__file__).resolve().parent
-TARGET_THROUGHPUT = 0.9  # service/raw requests/s, at least
+TARGET_THROUGHPUT = 0.95  # service/raw requests/s, at least
 TARGET_P99 = 1.2  # service/raw p99 latency, at most
+TARGET_OVER_ORM = 3.0  # service/orm requests/s, at least
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,15 @@ VARIANTS = (
     ),
     Variant(
         "raw",
-        "raw asyncpg (uvicorn)",
+        "FastAPI + asyncpg (floor)",
         lambda port, extra: common.uvicorn_argv(
             "bench.raw_asyncpg_app:app", PROJECT_ROOT, port, extra
         ),
+    ),
+    Variant(
+        "orm",
+        "FastAPI + SQLAlchemy ORM",
+        lambda port, extra: common.uvicorn_argv("bench.orm_app:app", PROJECT_ROOT, port, extra),
     ),
 )
 ROUTES = ("GET /users/{id}", "POST /users")
@@ -222,10 +231,20 @@ def report(results: dict[tuple[str, str], list[WrkResult]]) -> bool:
             ("p99_ms", "p99 ms"),
         ):
             service, raw = median("service", route, field), median("raw", route, field)
+            orm = median("orm", route, field)
             rows.append(
-                [f"{route}  {unit}", f"{service:.2f}", f"{raw:.2f}", f"{service / raw:.3f}"]
+                [
+                    f"{route}  {unit}",
+                    f"{service:.2f}",
+                    f"{raw:.2f}",
+                    f"{orm:.2f}",
+                    f"{service / raw:.3f}",
+                    f"{service / orm:.3f}",
+                ]
             )
-    common.print_table(["median over rounds", "service", "raw", "service/raw"], rows)
+    common.print_table(
+        ["median over rounds", "service", "raw", "orm", "service/raw", "service/orm"], rows
+    )
     print()
     for route in ROUTES:
         throughput = median("service", route, "requests_per_second") / median(
@@ -243,6 +262,17 @@ def report(results: dict[tuple[str, str], list[WrkResult]]) -> bool:
         print(
             common.ratio_line(
                 f"{route} p99 service/raw", p99, target=f"<= {TARGET_P99}", met=p99 <= TARGET_P99
+            )
+        )
+        over_orm = median("service", route, "requests_per_second") / median(
+            "orm", route, "requests_per_second"
+        )
+        print(
+            common.ratio_line(
+                f"{route} req/s service/orm",
+                over_orm,
+                target=f">= {TARGET_OVER_ORM}",
+                met=over_orm >= TARGET_OVER_ORM,
             )
         )
     bad = sum(run.non_2xx for runs in results.values() for run in runs)

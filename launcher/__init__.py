@@ -12,7 +12,11 @@ revisions.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy attributes below resolve to, for type checkers
+    from launcher.app_revisions import CodeRevisions, code_revisions
+    from launcher.env_lock import async_migration_lock, migration_lock
 
 __all__ = ["CodeRevisions", "async_migration_lock", "code_revisions", "migration_lock"]
 

@@ -11,6 +11,14 @@ def declared_too_large(scope: Scope, max_bytes: int) -> bool:
     return False
 
 
+def _streamed(scope: Scope) -> bool:
+    """A body sent without a Content-Length (chunked): its size is known only as it arrives.
+    With a Content-Length, the server reads exactly that many bytes and no more."""
+    return not any(name == b"content-length" for name, _ in scope["headers"]) and any(
+        name == b"transfer-encoding" for name, _ in scope["headers"]
+    )
+
+
 async def send_413(send: Send) -> None:
     body = b'{"detail":"request body too large"}'
     await send(
@@ -40,6 +48,9 @@ class BodySizeLimit:
             return
         if declared_too_large(scope, self.max_bytes):
             await send_413(send)
+            return
+        if not _streamed(scope):  # no body, or one whose declared length is within the limit
+            await self.app(scope, receive, send)
             return
         received = 0
         rejected = False

@@ -12,7 +12,8 @@ from service.store import UserStore
 
 
 async def get_store(request: Request) -> UserStore:
-    return request.app.state.store
+    store: UserStore = request.app.state.store
+    return store
 
 
 StoreDep = Annotated[UserStore, Depends(get_store)]

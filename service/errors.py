@@ -1,8 +1,12 @@
 """Error responses: always JSON, never a stack trace.
 
-A database outage (the store's `Unavailable`) is 503 with Retry-After, answered as soon as the
-driver gives up (connect and pool timeouts bound that) and logged in one line; anything
-unexpected is a JSON 500.
+Each database failure is answered for what it is, and logged once, in one line, with its cause
+(the driver's message, which holds no password):
+- an outage (the store's `Unavailable`): 503 with Retry-After, as soon as the driver gives up
+  (connect and pool timeouts bound that);
+- a full disk (`StorageFull`): 507, without Retry-After: it lasts until someone makes room;
+- a missing table (`SchemaNotMigrated`): 503, the schema is behind the code.
+Anything unexpected is a JSON 500.
 """
 
 import logging
@@ -13,17 +17,34 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.store import Unavailable
+from service.store import SchemaNotMigrated, StorageFull, Unavailable
 
 logger = logging.getLogger("service.errors")
 
 UNAVAILABLE = {"detail": "database unavailable, try again shortly"}
+STORAGE_FULL = {"detail": "database storage full"}
+NOT_MIGRATED = {"detail": "database schema not migrated"}
 INTERNAL_ERROR = {"detail": "internal server error"}
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
     return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
+
+
+async def _storage_full(request: Request, error: Exception) -> JSONResponse:
+    logger.error("database storage full on %s %s: %s", request.method, request.url.path, error)
+    return JSONResponse(STORAGE_FULL, status_code=507)
+
+
+async def _schema_not_migrated(request: Request, error: Exception) -> JSONResponse:
+    logger.error(
+        "schema not migrated on %s %s: %s (run the migrations)",
+        request.method,
+        request.url.path,
+        error,
+    )
+    return JSONResponse(NOT_MIGRATED, status_code=503)
 
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
@@ -78,4 +99,6 @@ def install_error_handlers(app: FastAPI) -> None:
     # Specific classes are handled inside the app (no traceback in the server log);
     # `Exception` last, as the catch-all for genuine bugs.
     app.add_exception_handler(Unavailable, _database_unavailable)
+    app.add_exception_handler(StorageFull, _storage_full)
+    app.add_exception_handler(SchemaNotMigrated, _schema_not_migrated)
     app.add_exception_handler(Exception, _internal_error)

@@ -1,21 +1,12 @@
 """Request and response bodies."""
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from service.emails import normalise_email
+from service.emails import RESERVED_DOMAINS, RESERVED_DOMAINS_PATTERN, normalise_email
 from service.limits import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
-
-
-def _no_lone_surrogates(value: str) -> str:
-    # JSON can smuggle an unpaired surrogate (\ud800); no database can store it.
-    if any(unicodedata.category(char) == "Cs" for char in value):
-        raise ValueError("must be valid Unicode")
-    return value
-
 
 Name = Annotated[
     str,
@@ -24,17 +15,28 @@ Name = Annotated[
         min_length=1,
         max_length=NAME_MAX_LENGTH,
         # No control characters (NUL above all: PostgreSQL text cannot hold it). A pattern,
-        # not code, so that the OpenAPI document says so too.
+        # not code, so that the OpenAPI document says so too. A pattern also refuses an
+        # unpaired surrogate (JSON can smuggle "\ud800", no database can store it): pydantic
+        # cannot hand such a string to its regex engine (string_unicode).
         pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
     ),
-    AfterValidator(_no_lone_surrogates),
 ]
 Email = Annotated[
     str,
     Field(max_length=EMAIL_MAX_LENGTH),
     AfterValidator(normalise_email),
-    # The OpenAPI document says what the validator checks.
-    WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH}),
+    # The OpenAPI document says what the validator checks (service/emails.py).
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": EMAIL_MAX_LENGTH,
+            "not": {"pattern": RESERVED_DOMAINS_PATTERN},
+            "description": "An email address (RFC 5321); domains under "
+            + ", ".join(f".{name}" for name in RESERVED_DOMAINS)
+            + " are refused: they never receive mail.",
+        }
+    ),
 ]
 
 

@@ -1,33 +1,86 @@
 """Liveness and readiness probes."""
 
 import asyncio
+import logging
+from collections.abc import Collection
+from enum import StrEnum
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.dependencies import StoreDep
+from service.store import SchemaNotMigrated
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger("service.health")
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
 
+class SchemaState(StrEnum):
+    AT_HEAD = "at head"
+    AHEAD = "ahead"
+    BEHIND = "behind"
+    DIVERGED = "diverged"
+
+
+def schema_state(
+    database: Collection[str], heads: Collection[str], known: Collection[str]
+) -> SchemaState:
+    """Where the database's schema stands against the code's migrations.
+
+    `database` holds the versions in alembic_version, `heads` the code's heads, `known` every
+    revision the code defines.
+    - at head: the database versions are exactly the code's heads.
+    - ahead: every database version is unknown to the code (a newer release migrated the
+      database during a rolling deploy; its migrations keep the older code working).
+    - behind: every database version is known to the code, yet they are not the heads (a known
+      non-head revision, a missing head, or no version at all): migrations are pending.
+    - diverged: some versions are known and some unknown; no release is known to fit.
+    Ready iff at head or ahead.
+    """
+    versions = set(database)
+    if versions == set(heads):
+        return SchemaState.AT_HEAD
+    unknown = versions - set(known)
+    if not unknown:
+        return SchemaState.BEHIND
+    if unknown == versions:
+        return SchemaState.AHEAD
+    return SchemaState.DIVERGED
+
+
 @router.get("/healthz")
-async def healthz() -> dict:
+async def healthz() -> dict[str, str]:
     """Answer 200 while the process serves; never touches the database."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Database down or schema not at head."}})
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Database down, or the schema behind or diverged."}},
+)
 async def readyz(request: Request, store: StoreDep) -> JSONResponse:
-    """Answer 200 when the database answers and the schema is at head, else 503."""
+    """Answer 200 when the database answers and the schema is at or ahead of the code's head."""
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             current = await store.schema_versions()
-    except Exception:
-        return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
-    if current != set(request.app.state.migration_heads):
-        return JSONResponse(
-            {"status": "unavailable", "reason": "schema not at head"}, status_code=503
-        )
-    return JSONResponse({"status": "ok"})
+    except SchemaNotMigrated:  # not even Alembic's version table
+        current = set()
+    except Exception as error:
+        return _not_ready("database", f"{type(error).__name__}: {error}")
+    state = request.app.state
+    heads = state.migration_heads
+    if current == set(heads):  # the usual answer, without reading the revision files
+        return JSONResponse({"status": "ok", "schema": SchemaState.AT_HEAD})
+    known = await asyncio.to_thread(state.known_revisions)
+    verdict = schema_state(current, heads, known)
+    if verdict is SchemaState.AHEAD:
+        return JSONResponse({"status": "ok", "schema": verdict})
+    detail = f"database at {sorted(current) or 'no revision'}, code heads {sorted(heads)}"
+    return _not_ready(f"schema {verdict}", detail)
+
+
+def _not_ready(reason: str, detail: str) -> JSONResponse:
+    logger.warning("not ready: %s (%s)", reason, detail)
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)

@@ -1,27 +1,72 @@
 """The users resource."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import BeforeValidator
 
 from service.dependencies import StoreDep
 from service.schemas import ErrorMessage, User, UserCreate, UserPage, UserUpdate
 from service.store import EmailTaken
 
+Responses = dict[int | str, dict[str, Any]]
 # Answers any users route may give besides its own: documented so clients can rely on them.
-COMMON_RESPONSES: dict[int | str, dict] = {
+COMMON_RESPONSES: Responses = {
     400: {"model": ErrorMessage, "description": "The body could not be parsed."},
     413: {"model": ErrorMessage, "description": "The body is larger than the limit."},
-    503: {"model": ErrorMessage, "description": "The database is unavailable; retry."},
+    503: {
+        "model": ErrorMessage,
+        "description": "The database is unavailable (retry after Retry-After), "
+        "or its schema is not migrated.",
+    },
+    507: {"model": ErrorMessage, "description": "The database's storage is full."},
 }
 router = APIRouter(prefix="/users", tags=["users"], responses=COMMON_RESPONSES)
 
 MAX_ID = 2**63 - 1
 MAX_PAGE_SIZE = 100
 
-UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
-_NOT_FOUND = {404: {"description": "No user with this id."}}
-_CONFLICT = {409: {"description": "The email belongs to another user."}}
+PLAIN_INTEGER = "^[0-9]+$"
+
+
+def _plain_integer(value: object) -> object:
+    # Ids and cursors arrive as text, and int parsing also takes "1.0", "1_000" and " 1": one
+    # value, one spelling.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a plain integer: decimal digits only")
+    return value
+
+
+UserId = Annotated[
+    int,
+    Path(
+        ge=1, le=MAX_ID, description="The user's id.", json_schema_extra={"pattern": PLAIN_INTEGER}
+    ),
+    BeforeValidator(_plain_integer),
+]
+Cursor = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_ID,
+        description="Last id of the previous page (its next_after), as decimal digits.",
+        json_schema_extra={"pattern": PLAIN_INTEGER},
+    ),
+    BeforeValidator(_plain_integer),
+]
+_NOT_FOUND: Responses = {404: {"description": "No user with this id."}}
+_CONFLICT: Responses = {409: {"description": "The email belongs to another user."}}
+# OpenAPI links: what a client (and the stateful fuzzing) may do with a user it has created.
+_BY_ID = {"user_id": "$response.body#/id"}
+_CREATED: Responses = {
+    201: {
+        "links": {
+            "GetUser": {"operationId": "get_user", "parameters": _BY_ID},
+            "UpdateUser": {"operationId": "update_user", "parameters": _BY_ID},
+            "DeleteUser": {"operationId": "delete_user", "parameters": _BY_ID},
+        }
+    }
+}
 
 
 def _not_found() -> HTTPException:
@@ -35,8 +80,14 @@ def _email_taken() -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, EMAIL_TAKEN["detail"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=User, responses=_CONFLICT)
-async def create_user(body: UserCreate, store: StoreDep) -> dict:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=User,
+    responses={**_CREATED, **_CONFLICT},
+    operation_id="create_user",
+)
+async def create_user(body: UserCreate, store: StoreDep) -> dict[str, Any]:
     """Create a user."""
     try:
         return await store.create(body.name, str(body.email))
@@ -44,20 +95,20 @@ async def create_user(body: UserCreate, store: StoreDep) -> dict:
         raise _email_taken() from None
 
 
-@router.get("", response_model=UserPage)
+@router.get("", response_model=UserPage, operation_id="list_users")
 async def list_users(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Last id of the previous page.")] = 0,
-) -> dict:
+    after: Cursor = 0,
+) -> dict[str, Any]:
     """List users in id order, a page at a time."""
     items = await store.list(after, limit)
     next_after = items[-1]["id"] if len(items) == limit else None
     return {"items": items, "next_after": next_after}
 
 
-@router.get("/{user_id}", response_model=User, responses=_NOT_FOUND)
-async def get_user(user_id: UserId, store: StoreDep) -> dict:
+@router.get("/{user_id}", response_model=User, responses=_NOT_FOUND, operation_id="get_user")
+async def get_user(user_id: UserId, store: StoreDep) -> dict[str, Any]:
     """Read one user."""
     user = await store.get(user_id)
     if user is None:
@@ -65,8 +116,13 @@ async def get_user(user_id: UserId, store: StoreDep) -> dict:
     return user
 
 
-@router.patch("/{user_id}", response_model=User, responses={**_NOT_FOUND, **_CONFLICT})
-async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dict:
+@router.patch(
+    "/{user_id}",
+    response_model=User,
+    responses={**_NOT_FOUND, **_CONFLICT},
+    operation_id="update_user",
+)
+async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dict[str, Any]:
     """Change a user's name or email."""
     email = str(body.email) if body.email is not None else None
     try:
@@ -78,7 +134,12 @@ async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dic
     return user
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_NOT_FOUND,
+    operation_id="delete_user",
+)
 async def delete_user(user_id: UserId, store: StoreDep) -> Response:
     """Delete a user."""
     if not await store.delete(user_id):

@@ -1,11 +1,18 @@
 """Liveness and readiness."""
 
+import sqlite3
+
 import pytest
 from fastapi.testclient import TestClient
 
 from service.main import create_app
+from service.routers.health import SchemaState, schema_state
 from service.settings import get_settings
+from tests.support import postgres
 from tests.support.urls import DatabaseURL
+
+HEADS = ("c1", "c2")  # a code with two heads, c1 on top of b1, c2 on top of b2
+KNOWN = {"a", "b1", "c1", "b2", "c2"}
 
 
 def test_healthz_is_200(client: TestClient) -> None:
@@ -15,7 +22,7 @@ def test_healthz_is_200(client: TestClient) -> None:
 
 def test_readyz_is_200_at_head(client: TestClient) -> None:
     """/readyz answers 200 when the database answers and the schema is at head."""
-    assert client.get("/readyz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "schema": "at head"}
 
 
 def test_readyz_is_503_before_migrating(
@@ -28,3 +35,66 @@ def test_readyz_is_503_before_migrating(
         response = client.get("/readyz")
     get_settings.cache_clear()
     assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "reason": "schema behind"}
+
+
+@pytest.mark.parametrize(
+    "database",
+    [set(), {"a"}, {"b1", "b2"}, {"c1"}, {"c1", "b2"}],
+    ids=["empty", "base", "one-before-heads", "missing-a-head", "one-head-one-behind"],
+)
+def test_rule_behind(database: set[str]) -> None:
+    """Known versions that are not exactly the heads: migrations pending."""
+    assert schema_state(database, HEADS, KNOWN) is SchemaState.BEHIND
+
+
+def test_rule_at_head() -> None:
+    """The database holds exactly the code's heads."""
+    assert schema_state({"c2", "c1"}, HEADS, KNOWN) is SchemaState.AT_HEAD
+
+
+@pytest.mark.parametrize("database", [{"d1"}, {"d1", "d2"}])
+def test_rule_ahead(database: set[str]) -> None:
+    """Only revisions the code does not know: a newer release migrated the database."""
+    assert schema_state(database, HEADS, KNOWN) is SchemaState.AHEAD
+
+
+@pytest.mark.parametrize("database", [{"c1", "d2"}, {"b1", "d2"}])
+def test_rule_diverged(database: set[str]) -> None:
+    """Known and unknown revisions mixed: no release is known to fit."""
+    assert schema_state(database, HEADS, KNOWN) is SchemaState.DIVERGED
+
+
+def _set_versions(url: DatabaseURL, *versions: str) -> None:
+    statements = ["DELETE FROM alembic_version"] + [
+        f"INSERT INTO alembic_version (version_num) VALUES ('{v}')" for v in versions
+    ]
+    if url.is_sqlite:
+        with sqlite3.connect(url.sqlite_path) as connection:
+            for statement in statements:
+                connection.execute(statement)
+    else:
+        postgres.execute(url, "SET search_path TO test_app", *statements)
+
+
+@pytest.mark.parametrize(
+    ("versions", "status", "body"),
+    [
+        (("0001",), 200, {"status": "ok", "schema": "at head"}),
+        (("f00dcafe",), 200, {"status": "ok", "schema": "ahead"}),
+        (("0001", "f00dcafe"), 503, {"status": "unavailable", "reason": "schema diverged"}),
+        ((), 503, {"status": "unavailable", "reason": "schema behind"}),
+    ],
+    ids=["at-head", "ahead", "diverged", "behind"],
+)
+def test_readyz_follows_the_rule(
+    client: TestClient,
+    database_url: DatabaseURL,
+    versions: tuple[str, ...],
+    status: int,
+    body: dict,
+) -> None:
+    """/readyz: 200 at head or ahead (a rolling deploy), 503 with the reason when not."""
+    _set_versions(database_url, *versions)
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (status, body)
