@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.support import postgres
 from tests.support.cluster import PrivateCluster, started_cluster
+from tests.support.processes import run_alembic
 from tests.support.project import LAUNCHER_VARIABLES, copy_project, free_port
 from tests.support.urls import DatabaseURL, parse_database_url
 
@@ -40,6 +42,41 @@ def database_url(request: pytest.FixtureRequest) -> DatabaseURL:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(
+    postgres_admin: DatabaseURL, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, DatabaseURL]]:
+    """One SQLite file and one PostgreSQL database migrated to head once per session: each
+    test gets a copy (a file copy; CREATE DATABASE ... TEMPLATE) instead of migrating again."""
+    sqlite = parse_database_url(f"sqlite:///{tmp_path_factory.mktemp('template') / 'app.db'}")
+    postgres_template = postgres.create_database(postgres_admin)
+    try:
+        for url in (sqlite, postgres_template):
+            result = run_alembic(url, "upgrade", "head")
+            assert result.returncode == 0, result.stderr
+        yield {"sqlite": sqlite, "postgres": postgres_template}
+    finally:
+        postgres.drop_database(postgres_admin, postgres_template)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseURL]:
+    """A database at head for one test, on SQLite and on PostgreSQL, copied from a template."""
+    templates: dict[str, DatabaseURL] = request.getfixturevalue("migrated_templates")
+    template = templates[request.param]
+    if template.is_sqlite:
+        copy = tmp_path / "app.db"
+        shutil.copy2(template.sqlite_path, copy)
+        yield parse_database_url(f"sqlite:///{copy}")
+        return
+    admin: DatabaseURL = request.getfixturevalue("postgres_admin")
+    url = postgres.create_database(admin, template=template.database)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(admin, url)
 
 
 @pytest.fixture

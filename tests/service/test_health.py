@@ -9,6 +9,7 @@ from service.main import create_app
 from service.routers.health import SchemaState, schema_state
 from service.settings import get_settings
 from tests.support import postgres
+from tests.support.revisions import HEAD
 from tests.support.urls import DatabaseURL
 
 HEADS = ("c1", "c2")  # a code with two heads, c1 on top of b1, c2 on top of b2
@@ -80,21 +81,21 @@ def _set_versions(url: DatabaseURL, *versions: str) -> None:
 @pytest.mark.parametrize(
     ("versions", "status", "body"),
     [
-        (("0001",), 200, {"status": "ok", "schema": "at head"}),
+        ((HEAD,), 200, {"status": "ok", "schema": "at head"}),
         (("f00dcafe",), 200, {"status": "ok", "schema": "ahead"}),
-        (("0001", "f00dcafe"), 503, {"status": "unavailable", "reason": "schema diverged"}),
+        ((HEAD, "f00dcafe"), 503, {"status": "unavailable", "reason": "schema diverged"}),
         ((), 503, {"status": "unavailable", "reason": "schema behind"}),
     ],
     ids=["at-head", "ahead", "diverged", "behind"],
 )
 def test_readyz_follows_the_rule(
     client: TestClient,
-    database_url: DatabaseURL,
+    migrated_url: DatabaseURL,
     versions: tuple[str, ...],
     status: int,
     body: dict,
 ) -> None:
     """/readyz: 200 at head or ahead (a rolling deploy), 503 with the reason when not."""
-    _set_versions(database_url, *versions)
+    _set_versions(migrated_url, *versions)
     response = client.get("/readyz")
     assert (response.status_code, response.json()) == (status, body)

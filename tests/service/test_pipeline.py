@@ -21,7 +21,6 @@ from service.dependencies import get_store
 from service.main import create_app
 from service.settings import get_settings
 from service.store import EmailTaken, SchemaNotMigrated, StorageFull, Unavailable
-from tests.support.processes import run_alembic
 from tests.support.urls import DatabaseURL
 
 SECRET = "argon2id$not-for-clients"
@@ -161,10 +160,9 @@ def test_storage_full_is_named_not_retried() -> None:
 
 
 @pytest.fixture
-def real_app(database_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
+def real_app(migrated_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
     """The app on a migrated database, not yet started."""
-    assert run_alembic(database_url, "upgrade", "head").returncode == 0
-    monkeypatch.setenv("DATABASE_URL", database_url.url)
+    monkeypatch.setenv("DATABASE_URL", migrated_url.url)
     get_settings.cache_clear()
     try:
         yield create_app()
