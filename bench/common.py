@@ -71,6 +71,10 @@ def run_main(body: Callable[[], int]) -> None:
 # --- databases ----------------------------------------------------------------------------
 
 
+def asyncpg_dsn(url: str) -> str:
+    return parse_database_url(url).asyncpg_dsn()
+
+
 def with_database(url: str, name: str) -> str:
     return parse_database_url(url).with_database(name).url
 
