@@ -1,4 +1,4 @@
-"""Email validation: email-validator's verdict, with a fast lane for the plain ASCII shape.
+"""Email validation: email-validator's verdict, reproduced in-line for the plain ASCII shape.
 
 The rule (stated in the OpenAPI document too, see `RESERVED_DOMAINS_PATTERN`): an address is
 valid when email-validator accepts its syntax (no DNS lookup), on any domain except the

@@ -28,7 +28,7 @@ addresses = st.one_of(
 
 @given(addresses)
 @settings(max_examples=3000, deadline=None)
-def test_fast_check_never_disagrees_with_email_validator(address: str) -> None:
+def test_plain_ascii_check_never_disagrees_with_email_validator(address: str) -> None:
     """Whenever the fast check accepts, email-validator accepts with the same normal form."""
     fast = plain_ascii_email(address)
     if fast is None:
