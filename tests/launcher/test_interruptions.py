@@ -33,7 +33,7 @@ def test_migration_timeout_stops_the_child(
     """A revision sleeping past --migration-timeout: exit 4, no process left, nothing applied."""
     add_revision(project_copy, "0002", HEAD, SLOW_REVISION)
     launcher = Launcher(
-        ["--port", str(port), "--migration-timeout", "4"],
+        ["--port", str(port), "--migration-timeout", "4", "--lint", "off"],
         env=launcher_env(database_url),
         root=project_copy,
         log_path=tmp_path / "out",
