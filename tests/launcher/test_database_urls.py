@@ -27,6 +27,7 @@ from tests.support.cluster import PASSWORD, PrivateCluster, make_certificate, st
 from tests.support.fake_servers import HOSTILE, HostileServer, RecordingProxy
 from tests.support.processes import Launcher, http_json, launcher_env
 from tests.support.project import free_port
+from tests.support.revisions import HEAD
 from tests.support.urls import DatabaseURL, parse_database_url
 
 # Real processes, servers or clusters: left out of the quick run (-m "not slow").
@@ -142,7 +143,7 @@ def test_no_password_crosses_without_tls(
     finally:
         proxy.close()
     assert launcher.process.returncode == 0, launcher.output
-    assert applied(database) == ["0001"]
+    assert applied(database) == [HEAD]
     assert "(TLS)" in launcher.output
     assert proxy.recorded, "nothing went through the proxy"
     assert CLEAR_PASSWORD.encode() not in proxy.recorded
@@ -163,7 +164,7 @@ def test_the_recording_proxy_sees_a_password_sent_in_the_clear(
         launcher = run_launcher(["check"], launcher_env(url), tmp_path / "out")
     finally:
         proxy.close()
-    assert launcher.process.returncode == 1, launcher.output  # connected: 0001 pending
+    assert launcher.process.returncode == 1, launcher.output  # connected: the head pending
     assert "(no TLS)" in launcher.output
     assert CLEAR_PASSWORD.encode() in proxy.recorded
 
@@ -182,7 +183,7 @@ def test_verify_full_with_the_servers_certificate(
         assert launcher.process.returncode == code, launcher.output
         assert "(TLS)" in launcher.output
         assert_no_secret(launcher.output)
-    assert applied(database) == ["0001"]
+    assert applied(database) == [HEAD]
 
 
 def test_verify_full_with_a_wrong_root_certificate_is_78(
@@ -329,7 +330,7 @@ def _serve_case(case: Case, log: Path, email: str) -> None:
     finally:
         launcher.stop()
     # Alembic's version and the app's row are in the one database the URL means.
-    assert applied(case.database) == ["0001"], launcher.output
+    assert applied(case.database) == [HEAD], launcher.output
     assert postgres.fetch(case.database, "SELECT email FROM test_app.users") == [(email,)]
     if case.elsewhere is not None:
         assert applied(case.elsewhere) == [], "the tables went to the main server"
@@ -475,7 +476,7 @@ def test_password_head_is_redacted_and_head_is_not(
         assert launcher.process.returncode == 0, launcher.output
         output += launcher.output
     assert "migrations applied: schema at head" in output
-    assert "schema at head (0001)" in output
+    assert f"schema at head ({HEAD})" in output
     urls = URL_IN_TEXT.findall(output)
     assert any("app_head:***@" in shown for shown in urls), output
     for shown in urls:
