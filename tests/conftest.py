@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import postgres
 from tests.support.cluster import PrivateCluster, started_cluster
-from tests.support.processes import run_alembic
+from tests.support.processes import LoggedProcess, reap_leftovers, run_alembic
 from tests.support.project import LAUNCHER_VARIABLES, copy_project, free_port
 from tests.support.urls import DatabaseURL, parse_database_url
 
@@ -88,6 +88,15 @@ def project_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """What a test starts ends with it, even when it fails half-way (wider fixtures, set up
+    before this one, keep theirs)."""
+    before = len(LoggedProcess.started)
+    yield
+    reap_leftovers(since=before)
 
 
 @pytest.fixture(autouse=True)

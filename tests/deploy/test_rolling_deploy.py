@@ -20,8 +20,8 @@ from tests.support.urls import DatabaseURL
 # Real processes, servers or clusters: left out of the quick run (-m "not slow").
 pytestmark = pytest.mark.slow
 
-ADD_NICKNAME = 'op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))'
-DROP_NICKNAME = 'op.drop_column("users", "nickname")'
+ADD_MARKER = 'op.add_column("users", sa.Column("test_marker", sa.String(50), nullable=True))'
+DROP_MARKER = 'op.drop_column("users", "test_marker")'
 
 
 class RequestLoop(threading.Thread):
@@ -58,7 +58,7 @@ def test_old_release_keeps_serving_while_the_new_one_migrates(
     """Release N answers 200 on /users and /readyz throughout N+1's migration: no 5xx."""
     release_n = copy_project(tmp_path / "release-n")
     release_n1 = copy_project(tmp_path / "release-n1")
-    add_revision(release_n1, "0002", HEAD, f"{ADD_NICKNAME}\ntime.sleep(2)")
+    add_revision(release_n1, "0002", HEAD, f"{ADD_MARKER}\ntime.sleep(2)")
 
     port_n = free_port()
     old = _release(release_n, postgres_url, tmp_path, "n.out", port_n)
@@ -95,12 +95,12 @@ def test_a_contract_step_is_reported_and_refused_under_strict(
 ) -> None:
     """Release N+2 drops a column N+1 may still read: `check --lint` names it, strict refuses."""
     release = copy_project(tmp_path / "release-n2")
-    add_revision(release, "0002", HEAD, ADD_NICKNAME)
+    add_revision(release, "0002", HEAD, ADD_MARKER)
     migrate = Launcher(
         ["migrate"], env=launcher_env(postgres_url), root=release, log_path=tmp_path / "1"
     )
     assert migrate.wait() == 0, migrate.output
-    add_revision(release, "0003", "0002", DROP_NICKNAME)
+    add_revision(release, "0003", "0002", DROP_MARKER)
     check = Launcher(
         ["check", "--lint"], env=launcher_env(postgres_url), root=release, log_path=tmp_path / "2"
     )

@@ -43,7 +43,7 @@ def test_eight_launchers_migrate_once_and_all_serve(
         "0002",
         HEAD,
         """
-        op.add_column("users", sa.Column("nickname", sa.String(50)))
+        op.add_column("users", sa.Column("test_marker", sa.String(50)))
         time.sleep(1)  # long enough for every replica to meet the lock
     """,
     )
@@ -66,8 +66,8 @@ def test_eight_launchers_migrate_once_and_all_serve(
     assert applied_versions(postgres_url) == ["0002"]
 
 
-ADD_NICKNAME = """
-        op.add_column("users", sa.Column("nickname", sa.String(50)))
+ADD_MARKER = """
+        op.add_column("users", sa.Column("test_marker", sa.String(50)))
 """
 
 
@@ -100,7 +100,7 @@ def test_lock_timeout_fails_cleanly_and_names_the_blocker(
     postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
 ) -> None:
     """DDL behind a held table lock: retried, then exit 3 naming the blocker; nothing applied."""
-    _at_head_with_pending_0002(postgres_url, project_copy, tmp_path, ADD_NICKNAME)
+    _at_head_with_pending_0002(postgres_url, project_copy, tmp_path, ADD_MARKER)
     holder = TableLockHolder(postgres_url)
     try:
         env = launcher_env(postgres_url, MIGRATION_LOCK_RETRIES="2", MIGRATION_LOCK_RETRY_DELAY="1")
@@ -124,7 +124,7 @@ def test_lock_timeout_fails_cleanly_and_names_the_blocker(
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_schema = 'test_app' AND table_name = 'users'",
     )
-    assert "nickname" not in {row[0] for row in columns}
+    assert "test_marker" not in {row[0] for row in columns}
     assert applied_versions(postgres_url) == [HEAD]
     retry = Launcher(
         ["migrate"], env=launcher_env(postgres_url), root=project_copy, log_path=tmp_path / "2"
@@ -142,7 +142,7 @@ def test_killed_migrator_releases_the_lock_within_seconds(
         postgres_url,
         project_copy,
         tmp_path,
-        ADD_NICKNAME
+        ADD_MARKER
         + """
         if os.environ.get("SLOW_REVISION"):
             print("long statement started", file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from tests.support.urls import PROJECT_ROOT, DatabaseURL
 
@@ -29,12 +30,17 @@ class LoggedProcess:
     """A command in its own session (and process group), its output collected in a file."""
 
     name = "process"
+    # Every one started and not yet waited for: a test that fails half-way leaves them here,
+    # and the suite's fixture ends them (see reap_leftovers) instead of leaking them into the
+    # next test as processes and open files.
+    started: ClassVar[list[LoggedProcess]] = []
 
     def __init__(
         self, argv: Sequence[str], *, env: dict[str, str], cwd: Path | str, log_path: Path
     ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait() or by subclasses
+        LoggedProcess.started.append(self)
         self.process = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -99,6 +105,18 @@ class Launcher(LoggedProcess):
         self._log.close()
         kill_group(self.pid)
         return self.process.returncode
+
+
+def reap_leftovers(since: int = 0) -> None:
+    """Kill and close what was started after the first `since` ones and left running (those
+    before belong to wider fixtures, a module's live server say)."""
+    while len(LoggedProcess.started) > since:
+        leftover = LoggedProcess.started.pop()
+        if leftover.process.poll() is None:
+            kill_group(leftover.process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                leftover.process.wait(5)
+        leftover._log.close()
 
 
 def wait_for_output(process: LoggedProcess, text: str, timeout: float = 30) -> None:
