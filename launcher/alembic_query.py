@@ -19,10 +19,15 @@ def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(Config(ini))
-    # What `upgrade heads` runs: the same call Alembic's upgrade command makes.
-    steps = script._upgrade_revs("heads", cast(Any, current))
     history = list(reversed(list(script.walk_revisions())))
+    known = {revision.revision for revision in history}
+    # A database holding only revisions this code lacks is ahead of it (a newer release
+    # migrated it): nothing to run, where Alembic itself would refuse to plan.
+    ahead = bool(current) and not any(version in known for version in current)
+    # Otherwise what `upgrade heads` runs: the same call Alembic's upgrade command makes.
+    steps = [] if ahead else script._upgrade_revs("heads", cast(Any, current))
     return {
+        "ahead": ahead,
         "heads": sorted(script.get_heads()),
         "pending": [
             [step.revision.revision, step.revision.doc, step.revision.path] for step in steps

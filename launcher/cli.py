@@ -78,13 +78,27 @@ class DefaultToServe(click.Group):
         return super().parse_args(ctx, args)
 
 
+# uvicorn options the launcher sets itself: given after `--` they would bypass its port check,
+# its readiness watch and the project root it imports the app from.
+LAUNCHER_OWNED_UVICORN_OPTIONS = ("--host", "--port", "--workers", "--app-dir", "--uds", "--fd")
+
+
 class ServeCommand(click.Command):
     """uvicorn's own options go after `--`; anything else unexpected is a usage error."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if "--" in args:
             split = args.index("--")
-            args, ctx.meta["uvicorn_args"] = args[:split], tuple(args[split + 1 :])
+            args, extra = args[:split], tuple(args[split + 1 :])
+            for argument in extra:
+                name = argument.split("=", 1)[0]
+                if name in LAUNCHER_OWNED_UVICORN_OPTIONS:
+                    raise click.UsageError(
+                        f"{name} after `--` would bypass the launcher's own {name}: "
+                        "give it before `--`",
+                        ctx,
+                    )
+            ctx.meta["uvicorn_args"] = extra
         return super().parse_args(ctx, args)
 
 

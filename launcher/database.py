@@ -165,8 +165,13 @@ class PostgresSession:
             timeout=timeout,
         )[0]
         user, database, address, port, tls = row
-        where = f"{address.split('/')[0]}:{port}" if address else "local socket"
-        return f"postgresql://{user}@{where}/{database}" + (" (TLS)" if tls else " (no TLS)")
+        host = address.split("/")[0] if address else None
+        if host and ":" in host:
+            host = f"[{host}]"  # IPv6
+        # No address: a Unix socket, shown as psql shows it.
+        where = f"{host}:{port}" if host else "[local]"
+        tls_note = " (TLS)" if tls else (" (no TLS)" if host else "")
+        return f"postgresql://{user}@{where}/{database}{tls_note}"
 
     def close(self) -> None:
         """Say goodbye, or drop the connection: the server ends the session either way."""
@@ -210,9 +215,13 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
         return config(first_line(error))
     if isinstance(error, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
         return RetryableError(first_line(error))
-    if isinstance(error, asyncpg.ClientConfigurationError | ValueError | TypeError):
+    if isinstance(error, asyncpg.ClientConfigurationError | ValueError | TypeError | OverflowError):
         # asyncpg's own reading of the URL rejected it (a bad sslmode, port or parameter).
         return config(f"the database URL was rejected: {first_line(error)}")
+    if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
+        # A file the URL or libpq's variables name (sslrootcert, sslcert, passfile): waiting
+        # will not make it appear.
+        return config(f"cannot read {error.filename or 'a file the URL names'}: {error.strerror}")
     if isinstance(error, ssl.SSLCertVerificationError):
         return config(f"the server's TLS certificate was not accepted: {error.verify_message}")
     if isinstance(error, asyncpg.PostgresError):  # e.g. an unknown server setting in the URL

@@ -24,9 +24,11 @@ DEFAULT_SQLITE_FILE = Path("var") / "app.db"
 
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Lowercase: PostgreSQL folds an unquoted PUBLIC to public, but the launcher quotes the name,
+# so "PUBLIC" would be a second schema beside public.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Where a URL starts inside free text (a child's output line): redacted by parsing it.
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>,.;:)\]]")
 _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 
 
@@ -128,9 +130,10 @@ def _sqlite_file(url: str, root: Path) -> Path:
 
 def validate_schema(schema: str) -> str:
     """A PostgreSQL schema name we can safely quote into DDL and search_path."""
-    if not _IDENTIFIER.fullmatch(schema):
+    if not _IDENTIFIER.fullmatch(schema) or schema.startswith("pg_"):
         raise DatabaseURLError(
-            f"invalid schema name {schema!r}: letters, digits and _ only, at most 63 characters"
+            f"invalid schema name {schema!r}: lowercase letters, digits and _ only, at most 63 "
+            "characters, not pg_ (PostgreSQL's own)"
         )
     return schema
 
@@ -138,23 +141,19 @@ def validate_schema(schema: str) -> str:
 def redact_url(url: str) -> str:
     """A URL with the password of its user part and of its query replaced by ***.
 
-    Parsed, not searched: `userinfo@hosts` is split at its last @ as every URL parser does,
-    so a password holding @ or : is redacted whole, and text that merely equals the password
-    elsewhere is left alone.
+    Parsed, not searched: the user part ends at the URL's last @, so a password holding @, :,
+    or even an unencoded / ? # (which libpq would misread, but a log must still not show) is
+    redacted whole; text that merely equals the password elsewhere is left alone.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    authority_end = len(rest)
-    for stop in "/?#":
-        position = rest.find(stop)
-        if position != -1:
-            authority_end = min(authority_end, position)
-    authority, tail = rest[:authority_end], rest[authority_end:]
-    userinfo, at, hosts = authority.rpartition("@")
+    userinfo, at, tail = rest.rpartition("@")
     if at:
         user, colon, _password = userinfo.partition(":")
-        authority = f"{user}:***@{hosts}" if colon else f"{user}@{hosts}"
+        prefix = f"{user}:***@" if colon else f"{userinfo}@"
+    else:
+        prefix, tail = "", rest
     path, question, query = tail.partition("?")
     if question:
         query, hash_, fragment = query.partition("#")
@@ -163,7 +162,7 @@ def redact_url(url: str) -> str:
             key = unquote(pair.partition("=")[0]).lower()
             pairs.append(f"{pair.partition('=')[0]}=***" if key in _SECRET_QUERY_KEYS else pair)
         tail = f"{path}?{'&'.join(pairs)}{hash_}{fragment}"
-    return f"{scheme}://{authority}{tail}"
+    return f"{scheme}://{prefix}{tail}"
 
 
 def redact_urls_in(text: str) -> str:

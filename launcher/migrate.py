@@ -14,11 +14,13 @@ crash never leaves the lock behind. SQLite: env.py takes the file lock itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 from typing import TYPE_CHECKING
 
 from launcher import logs, phases
+from launcher.alembic_config import AlembicConfig
 from launcher.database import Interrupted, PostgresSession, RetryableError
 from launcher.database_wait import DatabaseState, wait_for_database
 from launcher.errors import (
@@ -35,7 +37,7 @@ from launcher.lock import (
     acquire_postgres,
     advisory_lock_key,
 )
-from launcher.revisions import Revision, read_revision_graph
+from launcher.revisions import Revision, RevisionGraph, read_revision_graph
 from launcher.safety import check_pending
 from launcher.settings import Settings
 from launcher.signals import SignalState
@@ -73,11 +75,17 @@ def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
     return state
 
 
+@functools.cache
+def static_graph(config: AlembicConfig) -> RevisionGraph | None:
+    """The static revision graph, read once per run (so stepping aside is said once)."""
+    return read_revision_graph(config)
+
+
 def pending_revisions(
     settings: Settings, versions: tuple[str, ...] | None
 ) -> list[Revision] | None:
     """The revisions `alembic upgrade heads` would run, from the static graph; None if unsure."""
-    graph = read_revision_graph(settings.alembic)
+    graph = static_graph(settings.alembic)
     return None if graph is None else graph.pending(versions or ())
 
 
@@ -88,7 +96,7 @@ def already_at_head(settings: Settings, state: DatabaseState) -> bool:
     release working on it; `alembic upgrade` would refuse such a database)."""
     if not state.versions:
         return False
-    graph = read_revision_graph(settings.alembic)
+    graph = static_graph(settings.alembic)
     if graph is None:
         return False
     at = ", ".join(state.versions)

@@ -6,6 +6,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from launcher.errors import (
 from launcher.migrate import (
     already_at_head,
     application_name,
+    static_graph,
     stop_if_signalled,
     upgrade_to_head,
     wait_for,
 )
+from launcher.revisions import RevisionGraph
 from launcher.safety import check_pending
 from launcher.settings import Settings
 from launcher.signals import SignalState, capture_signals
@@ -66,38 +69,72 @@ def bring_to_head(settings: Settings, signals: SignalState) -> None:
         state.close()
 
 
+@dataclass(frozen=True)
+class CodeState:
+    """What the code's revisions say of a database at `current`."""
+
+    heads: list[str]
+    pending: list[tuple[str, str, str | None]]  # (revision, message, file), in order
+    history: list[tuple[str, str]]  # (revision, message), oldest first
+    ahead: bool  # the database holds only revisions this code does not know
+
+
+def code_state(settings: Settings, signals: SignalState, current: tuple[str, ...]) -> CodeState:
+    """From the static graph when it is sure, else from Alembic itself, in a child."""
+    graph = _static_graph(settings)
+    if graph is not None:
+        history = [(revision.id, revision.message) for revision in graph.chain()]
+        ahead = bool(current) and all(graph.revision(version) is None for version in current)
+        steps = [] if ahead else graph.pending(current)
+        if steps is not None:
+            pending: list[tuple[str, str, str | None]] = [
+                (step.id, step.message, str(step.path)) for step in steps
+            ]
+            return CodeState(list(graph.heads), pending, history, ahead)
+    answer = _ask_alembic(settings, signals, current)
+    return CodeState(
+        heads=answer["heads"],
+        pending=[(revision, doc, path) for revision, doc, path in answer["pending"]],
+        history=[(revision, doc) for revision, _downs, doc in answer["history"]],
+        ahead=answer["ahead"],
+    )
+
+
 def check(settings: Settings) -> int:
-    """Exit 0 when the schema is at head, 1 listing what is pending (5 with --lint and a
-    finding). Applies nothing."""
+    """Exit 0 when the schema is at head (or ahead of it), 1 listing what is pending, 3 when
+    the code has several heads (`alembic upgrade head` would refuse), 5 with --lint and a
+    finding. Applies nothing."""
     with capture_signals() as signals:
         state = wait_for(settings, signals)
         try:
             current = state.versions or ()
-            pending = _pending_with_files(settings, signals, current)
+            code = code_state(settings, signals, current)
             at = ", ".join(current) or "an empty database"
-            if not pending:
+            if len(code.heads) > 1:
+                raise SupervisorError(
+                    f"the code has {len(code.heads)} heads ({', '.join(code.heads)}): "
+                    "`alembic upgrade head` will refuse them; merge them with "
+                    "`alembic merge heads`",
+                    EXIT_MIGRATION_FAILED,
+                )
+            if code.ahead:
+                logs.logger.warning(
+                    "database at %s, which this code does not know: a newer release migrated "
+                    "it; nothing to apply",
+                    at,
+                )
+                return EXIT_OK
+            if not code.pending:
                 logs.logger.info("schema at head (%s)", at)
                 return EXIT_OK
-            logs.logger.warning("%d revision(s) pending on %s:", len(pending), at)
-            for revision, message, _path in pending:
+            logs.logger.warning("%d revision(s) pending on %s:", len(code.pending), at)
+            for revision, message, _path in code.pending:
                 print(f"{revision}  {message}".rstrip(), flush=True)
-            files = {revision: Path(path) for revision, _message, path in pending if path}
+            files = {revision: Path(path) for revision, _message, path in code.pending if path}
             check_pending(settings, current, state.session, files, signals)
         finally:
             state.close()
     return EXIT_PENDING
-
-
-def _pending_with_files(
-    settings: Settings, signals: SignalState, current: tuple[str, ...]
-) -> list[tuple[str, str, str | None]]:
-    """(revision, message, file) of what `upgrade heads` would run: statically when sure."""
-    graph = _static_graph(settings)
-    steps = graph.pending(current) if graph is not None else None
-    if steps is not None:
-        return [(step.id, step.message, str(step.path)) for step in steps]
-    answer = _ask_alembic(settings, signals, current)
-    return [(revision, doc, path) for revision, doc, path in answer["pending"]]
 
 
 def status(settings: Settings) -> int:
@@ -106,31 +143,22 @@ def status(settings: Settings) -> int:
         state = wait_for(settings, signals)
         state.close()
         current = state.versions or ()
-        graph = _static_graph(settings)
-        if graph is not None and graph.pending(current) is not None:
-            heads = list(graph.heads)
-            pending_ids = {step.id for step in graph.pending(current) or []}
-            history = [(rev.id, rev.message) for rev in graph.chain()]
-        else:
-            answer = _ask_alembic(settings, signals, current)
-            heads = answer["heads"]
-            pending_ids = {rev for rev, _doc in answer["pending"]}
-            history = [(rev, doc) for rev, _downs, doc in answer["history"]]
+        code = code_state(settings, signals, current)
+    pending_ids = {revision for revision, _message, _path in code.pending}
     print(f"database: {settings.database_url.describe()} (schema {settings.schema})")
-    print(f"current:  {', '.join(current) or '(empty: nothing applied)'}")
-    print(f"head:     {', '.join(heads)}")
+    note = "  (ahead: a revision this code does not know)" if code.ahead else ""
+    print(f"current:  {', '.join(current) or '(empty: nothing applied)'}{note}")
+    print(f"head:     {', '.join(code.heads)}")
     print("history, oldest first:")
-    for revision, message in history:
+    for revision, message in code.history:
         mark = "pending" if revision in pending_ids else "applied"
         print(f"  {revision}  {mark:<8} {message}".rstrip())
     sys.stdout.flush()
     return EXIT_OK if not pending_ids else EXIT_PENDING
 
 
-def _static_graph(settings: Settings):  # type: ignore[no-untyped-def]
-    from launcher.revisions import read_revision_graph
-
-    return read_revision_graph(settings.alembic)
+def _static_graph(settings: Settings) -> RevisionGraph | None:
+    return static_graph(settings.alembic)
 
 
 def _ask_alembic(

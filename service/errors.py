@@ -84,9 +84,19 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    # PARTIAL: the path matches, the method does not; FULL cannot happen here (it was a 405).
+    """The methods of every route whose path matches (PARTIAL: the path matches, the method
+    does not; FULL cannot happen here, it was a 405), routers included in the app too."""
     methods: set[str] = set()
-    for route in request.app.routes:
+    pending = list(request.app.routes)
+    while pending:
+        route = pending.pop()
+        # An included router (FastAPI wraps it) holds its routes in the router it wraps.
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is None:
+            inner = getattr(route, "routes", None)
+        if inner is not None and not hasattr(route, "methods"):
+            pending.extend(inner)
+            continue
         match, _ = route.matches(request.scope)
         if match != Match.NONE:
             methods |= getattr(route, "methods", None) or set()

@@ -20,7 +20,8 @@ ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    # A rejected value is never echoed: DATABASE_URL may hold a password.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = ""
     database_schema: str = DEFAULT_SCHEMA

@@ -50,14 +50,16 @@ def schema_state(
     return SchemaState.DIVERGED
 
 
-@router.get("/healthz")
+# HEAD too: load balancers often probe with it.
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> dict[str, str]:
     """Answer 200 while the process serves; never touches the database."""
     return {"status": "ok"}
 
 
-@router.get(
+@router.api_route(
     "/readyz",
+    methods=["GET", "HEAD"],
     responses={503: {"description": "Database down, or the schema behind or diverged."}},
 )
 async def readyz(request: Request, store: StoreDep) -> JSONResponse:

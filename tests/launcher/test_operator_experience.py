@@ -237,3 +237,33 @@ def test_the_supervisor_command_assumes_no_project(tmp_path: Path, project_copy:
     )
     assert result.returncode == 2
     assert "--app module:attribute" in result.stderr
+
+
+def test_uvicorn_options_the_launcher_owns_are_refused_after_the_separator(
+    sqlite_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """`serve -- --port N` would bypass the launcher's port check: exit 2, nothing applied."""
+    launcher = _run(["serve", "--", "--port", "8024"], sqlite_url, project_copy, tmp_path / "o")
+    assert launcher.process.returncode == 2
+    assert "give it before `--`" in launcher.output
+    assert applied_versions(sqlite_url) == []
+
+
+def test_check_refuses_two_heads_and_accepts_a_database_ahead(
+    sqlite_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """Two heads: `check` exits 3 (upgrade head would refuse); a database ahead: exit 0."""
+    assert _run(["migrate"], sqlite_url, project_copy, tmp_path / "0").process.returncode == 0
+    newer = add_revision(project_copy, "0002", HEAD, "pass")
+    assert _run(["migrate"], sqlite_url, project_copy, tmp_path / "1").process.returncode == 0
+    newer.unlink()
+    ahead = _run(["check"], sqlite_url, project_copy, tmp_path / "2")
+    assert ahead.process.returncode == 0
+    assert "which this code does not know" in ahead.output
+    status = _run(["status"], sqlite_url, project_copy, tmp_path / "3")
+    assert "(ahead: a revision this code does not know)" in status.output
+    add_revision(project_copy, "0002a", HEAD, "pass")
+    add_revision(project_copy, "0002b", HEAD, "pass")
+    two = _run(["check"], sqlite_url, project_copy, tmp_path / "4")
+    assert two.process.returncode == 3
+    assert "merge them" in two.output

@@ -71,8 +71,9 @@ def test_unusable_urls_are_one_line_errors(raw: str, message: str) -> None:
 def test_schema_names_are_identifiers() -> None:
     """A schema is quoted into DDL: letters, digits and _ only."""
     assert validate_schema("test_app") == "test_app"
-    with pytest.raises(DatabaseURLError):
-        validate_schema('x"; DROP')
+    for bad in ('x"; DROP', "PUBLIC", "pg_catalog"):
+        with pytest.raises(DatabaseURLError):
+            validate_schema(bad)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,8 @@ def test_schema_names_are_identifiers() -> None:
         ),
         ("postgresql://app@db/app", "postgresql://app@db/app"),
         ("postgresql://a:b@h1,h2:5433/app", "postgresql://a:***@h1,h2:5433/app"),
+        ("postgresql://u:SEC/RET7@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:a#b?c@h/db", "postgresql://u:***@h/db"),
     ],
 )
 def test_redaction_parses_the_url(url: str, shown: str) -> None:
@@ -177,3 +180,18 @@ def test_lock_keys_are_stable_per_database_and_schema() -> None:
     assert key == advisory_lock_key("app", "test_app")
     assert 0 <= key < 2**63
     assert key != advisory_lock_key("app", "public")
+
+
+def test_what_waiting_cannot_fix_is_a_configuration_error() -> None:
+    """A port out of range or a missing certificate file: exit 78 at once, never retried."""
+    from launcher.database import RetryableError, classify_connect_error
+    from launcher.errors import EXIT_CONFIG, SupervisorError
+
+    url = parse_database_url("postgresql://u@h/db?sslrootcert=/nonexistent", root=ROOT)
+    for error in (
+        OverflowError("connect(): port must be 0-65535."),
+        FileNotFoundError(2, "No such file or directory", "/nonexistent"),
+    ):
+        verdict = classify_connect_error(error, url)
+        assert isinstance(verdict, SupervisorError) and verdict.exit_code == EXIT_CONFIG
+    assert isinstance(classify_connect_error(ConnectionRefusedError(), url), RetryableError)

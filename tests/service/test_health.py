@@ -99,3 +99,13 @@ def test_readyz_follows_the_rule(
     _set_versions(migrated_url, *versions)
     response = client.get("/readyz")
     assert (response.status_code, response.json()) == (status, body)
+
+
+def test_probes_answer_head_and_405_names_the_allowed_methods(client: TestClient) -> None:
+    """HEAD works on both probes (load balancers use it); a 405 lists what is allowed."""
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/readyz").status_code == 200
+    response = client.put("/users/1")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+    assert client.post("/healthz").headers["allow"] == "GET, HEAD"
