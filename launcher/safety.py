@@ -89,7 +89,7 @@ def check_pending(
     if findings and settings.lint == "strict":
         raise SupervisorError(
             f"{len(findings)} unsafe statement(s) in the pending revisions; nothing applied "
-            "(--lint strict). Follow each recipe, or silence a rule in its revision with "
+            "(strict analysis). Follow each recipe, or silence a rule in its revision with "
             "`# migration-lint: ignore RULE -- reason`",
             EXIT_UNSAFE_MIGRATION,
         )
