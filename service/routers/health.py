@@ -50,16 +50,18 @@ def schema_state(
     return SchemaState.DIVERGED
 
 
-# HEAD too: load balancers often probe with it.
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+# HEAD too, as load balancers often probe with it (left out of the OpenAPI document, whose
+# operations are the GETs).
+@router.head("/healthz", include_in_schema=False)
+@router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """Answer 200 while the process serves; never touches the database."""
     return {"status": "ok"}
 
 
-@router.api_route(
+@router.head("/readyz", include_in_schema=False)
+@router.get(
     "/readyz",
-    methods=["GET", "HEAD"],
     responses={503: {"description": "Database down, or the schema behind or diverged."}},
 )
 async def readyz(request: Request, store: StoreDep) -> JSONResponse:
