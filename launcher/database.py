@@ -170,7 +170,7 @@ class PostgresSession:
             host = f"[{host}]"  # IPv6
         # No address: a Unix socket, shown as psql shows it.
         where = f"{host}:{port}" if host else "[local]"
-        tls_note = " (TLS)" if tls else (" (no TLS)" if host else "")
+        tls_note = " (TLS)" if tls else (" (no TLS)" if host else " (Unix socket)")
         return f"postgresql://{user}@{where}/{database}{tls_note}"
 
     def close(self) -> None:
