@@ -45,6 +45,7 @@ class AlembicConfig:
     sourceless: bool
     unmodelled: str | None
     prepend_sys_path: tuple[Path, ...] = ()
+    script_location_is_resource: bool = False  # `pkg:path`: Alembic finds it, not a folder here
 
 
 def load_alembic_config(path: Path) -> AlembicConfig:
@@ -108,6 +109,7 @@ class _Options:
             recursive_version_locations=self.boolean("recursive_version_locations"),
             sourceless=self.boolean("sourceless"),
             unmodelled="; ".join(unmodelled) or None,
+            script_location_is_resource=_is_resource(location),
             prepend_sys_path=self.prepend_sys_path(),
         )
 

@@ -311,7 +311,7 @@ def _settings(options: dict[str, Any]) -> Settings:
         schema = validate_schema(options.pop("schema") or defaults.schema)
     except (AlembicConfigError, DatabaseURLError) as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
-    if "package resource" not in (alembic.unmodelled or ""):
+    if not alembic.script_location_is_resource:
         # Alembic would fail on these in its child, after the wait: say it now, in one line.
         if not alembic.script_location.is_dir():
             _fail(

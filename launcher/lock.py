@@ -85,10 +85,6 @@ class Waiting:
         self._last_log = float("-inf")
         self._log = log
 
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     def pause(self, describe_holder: Callable[[], str]) -> float:
         """After a failed try: log now and then, raise LockTimeout past the deadline, and
         return how long to sleep before the next try."""

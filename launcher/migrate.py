@@ -103,7 +103,7 @@ def already_at_head(settings: Settings, state: DatabaseState) -> bool:
     if graph.pending(state.versions) == []:
         logs.logger.info("database already at head (%s): migration child skipped", at)
         return True
-    if all(graph.revision(version) is None for version in state.versions):
+    if graph.is_ahead(state.versions):
         logs.logger.warning(
             "database at %s, which this release does not know: a newer release migrated it; "
             "nothing to apply, migration child skipped",

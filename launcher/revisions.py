@@ -55,6 +55,11 @@ class RevisionGraph:
     def revision(self, rev_id: str) -> Revision | None:
         return self.revisions.get(rev_id)
 
+    def is_ahead(self, current: tuple[str, ...]) -> bool:
+        """The database holds revisions, none of which this code knows: a newer release
+        migrated it (Alembic itself would refuse to plan from there)."""
+        return bool(current) and all(rev_id not in self.revisions for rev_id in current)
+
     def chain(self) -> list[Revision]:
         """Every revision, base first, in the order `upgrade heads` applies them to an empty db."""
         return self.pending(()) or []

@@ -26,7 +26,6 @@ from launcher.migrate import (
     upgrade_to_head,
     wait_for,
 )
-from launcher.revisions import RevisionGraph
 from launcher.safety import check_pending
 from launcher.settings import Settings
 from launcher.signals import SignalState, capture_signals
@@ -81,10 +80,10 @@ class CodeState:
 
 def code_state(settings: Settings, signals: SignalState, current: tuple[str, ...]) -> CodeState:
     """From the static graph when it is sure, else from Alembic itself, in a child."""
-    graph = _static_graph(settings)
+    graph = static_graph(settings.alembic)
     if graph is not None:
         history = [(revision.id, revision.message) for revision in graph.chain()]
-        ahead = bool(current) and all(graph.revision(version) is None for version in current)
+        ahead = graph.is_ahead(current)
         steps = [] if ahead else graph.pending(current)
         if steps is not None:
             pending: list[tuple[str, str, str | None]] = [
@@ -155,10 +154,6 @@ def status(settings: Settings) -> int:
         print(f"  {revision}  {mark:<8} {message}".rstrip())
     sys.stdout.flush()
     return EXIT_OK if not pending_ids else EXIT_PENDING
-
-
-def _static_graph(settings: Settings) -> RevisionGraph | None:
-    return static_graph(settings.alembic)
 
 
 def _ask_alembic(
