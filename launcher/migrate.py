@@ -135,9 +135,10 @@ def upgrade_to_head(
         if recheck and already_at_head(settings, DatabaseState(versions=versions)):
             return
     planned = pending_revisions(settings, versions)
-    files = {revision.id: revision.path for revision in planned or []}
-    check_pending(settings, versions or (), session, files, signals)
-    stop_if_signalled(signals, "before the migration")
+    if planned != []:  # nothing to analyse when the graph proves nothing is pending
+        files = {revision.id: revision.path for revision in planned or []}
+        check_pending(settings, versions or (), session, files, signals)
+        stop_if_signalled(signals, "before the migration")
     if session is not None:
         # Whoever waits for the lock sees that its holder is migrating, not idle.
         session.fetch(
