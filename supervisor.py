@@ -5,17 +5,27 @@
     python supervisor.py migrate
     python supervisor.py check
 
-Run `python supervisor.py --help` for the options; docs/launcher.md documents exit codes.
+The launcher is alembic-prestart (./launcher); this file only gives it this project's defaults
+(service/defaults.py). Run `python supervisor.py --help` for the options; docs/launcher.md
+documents exit codes.
 """
 
 import os
 import sys
-from pathlib import Path
 
 # The project root first, whatever the cwd: `cd / && python /srv/app/supervisor.py` works.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from launcher.cli import main, this_project
+from alembic_prestart.cli import Defaults, main
+
+from service import defaults
+
+THIS_PROJECT = Defaults(
+    alembic_config=defaults.ALEMBIC_INI,
+    schema=defaults.DATABASE_SCHEMA,
+    app=defaults.APP,
+    database_url=defaults.DATABASE_URL,
+)
 
 if __name__ == "__main__":
-    main(prog_name="supervisor.py", obj=this_project(Path(__file__).resolve().parent))
+    main(prog_name="supervisor.py", obj=THIS_PROJECT)

@@ -21,10 +21,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from launcher.database_url import redact_url
+from alembic_prestart.db.url import redact_url
+
 from tests.support import postgres
 from tests.support.project import clean_environment, copy_project, free_port
 from tests.support.urls import PROJECT_ROOT, parse_database_url
+from tests.support.urls import with_database as with_db
 
 # The interpreter running the benchmark runs everything else: run it with .venv/bin/python.
 PYTHON = sys.executable
@@ -76,7 +78,7 @@ def asyncpg_dsn(url: str) -> str:
 
 
 def with_database(url: str, name: str) -> str:
-    return parse_database_url(url).with_database(name).url
+    return with_db(parse_database_url(url), name).url
 
 
 def execute(url: str, *statements: str) -> None:
@@ -101,7 +103,7 @@ def create_database(admin_url: str, name: str, *, template: str | None = None) -
 
 def drop_database(admin_url: str, name: str) -> None:
     admin = parse_database_url(admin_url)
-    postgres.drop_database(admin, admin.with_database(name))
+    postgres.drop_database(admin, with_db(admin, name))
 
 
 def database_name(label: str) -> str:
@@ -166,7 +168,7 @@ def project_copy(destination: Path) -> Path:
 
 def uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
     """uvicorn's command line, built by the launcher's own function."""
-    from launcher.run import uvicorn_argv as launcher_uvicorn_argv
+    from alembic_prestart.commands import uvicorn_argv as launcher_uvicorn_argv
 
     return launcher_uvicorn_argv(
         python=PYTHON, app=app, host=HOST, port=port, workers=1, app_dir=root, extra=extra

@@ -16,12 +16,12 @@ from typing import Any
 
 from alembic import context
 from alembic.util import CommandError
+from alembic_prestart import async_migration_lock
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from launcher import async_migration_lock
 from migrations.blockers import BlockerWatch
 from migrations.settings import MigrationSettings, create_migration_engine
 from service.tables import metadata

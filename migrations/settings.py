@@ -11,16 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alembic_prestart.db.url import DatabaseURL, parse_database_url, validate_schema
 from sqlalchemy import event, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from launcher.database_url import (
-    DEFAULT_SCHEMA,
-    DatabaseURL,
-    parse_database_url,
-    validate_schema,
-)
+from service import defaults
 
 
 def _seconds(name: str, default: float) -> float:
@@ -50,8 +46,10 @@ class MigrationSettings:
     def from_environment(cls, root: Path) -> MigrationSettings:
         """`root`: the folder of alembic.ini, from which a relative SQLite path resolves."""
         return cls(
-            url=parse_database_url(os.environ.get("DATABASE_URL"), root=root),
-            schema=validate_schema(os.environ.get("DATABASE_SCHEMA") or DEFAULT_SCHEMA),
+            url=parse_database_url(
+                os.environ.get("DATABASE_URL"), root=root, default=defaults.DATABASE_URL
+            ),
+            schema=validate_schema(os.environ.get("DATABASE_SCHEMA") or defaults.DATABASE_SCHEMA),
             lock_timeout=_seconds("MIGRATION_LOCK_TIMEOUT", 10.0),
             # A runaway statement must not outlive the launcher's own migration timeout.
             statement_timeout=_seconds(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 if TYPE_CHECKING:
-    from launcher import CodeRevisions
+    from alembic_prestart import CodeRevisions
 
 from service.body_limit import BodySizeLimit
 from service.errors import install_error_handlers
@@ -27,7 +27,7 @@ from service.store import open_store
 def _code_revisions() -> "CodeRevisions":
     # The launcher's public answer: its static reading of the revision graph when it is sure,
     # else Alembic's own script directory (the slow import, only then).
-    from launcher import code_revisions
+    from alembic_prestart import code_revisions
 
     return code_revisions(ALEMBIC_INI)
 

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
+from alembic_prestart.db.url import DatabaseURL, parse_database_url, validate_schema
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from launcher.database_url import (
-    DEFAULT_SCHEMA,
-    DatabaseURL,
-    parse_database_url,
-    validate_schema,
-)
+from service import defaults
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+PROJECT_ROOT = defaults.PROJECT_ROOT
+ALEMBIC_INI = defaults.ALEMBIC_INI
 
 
 class Settings(BaseSettings):
@@ -24,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = ""
-    database_schema: str = DEFAULT_SCHEMA
+    database_schema: str = defaults.DATABASE_SCHEMA
     # Pool sizing per worker: enough for wrk's concurrency without queueing on the pool.
     database_pool_size: int = 20
     # Seconds to connect, and for one statement, before a request gets its 503.
@@ -35,7 +30,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parse_database_url(value, root=PROJECT_ROOT)  # rejects what no driver could read
+        parse_database_url(
+            value, root=PROJECT_ROOT, default=defaults.DATABASE_URL
+        )  # rejects what no driver could read
         return value
 
     @field_validator("database_schema")
@@ -45,7 +42,9 @@ class Settings(BaseSettings):
 
     @property
     def url(self) -> DatabaseURL:
-        return parse_database_url(self.database_url, root=PROJECT_ROOT)
+        return parse_database_url(
+            self.database_url, root=PROJECT_ROOT, default=defaults.DATABASE_URL
+        )
 
 
 @lru_cache

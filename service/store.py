@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from launcher.database_url import DatabaseURL
+from alembic_prestart.db.url import DatabaseURL
+
 from service import sql
 from service.settings import Settings
 

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+from alembic_prestart.cli import main as launcher_cli
 
-from launcher.cli import main as launcher_cli
 from tests.deploy.deploy_files import (
     APP_ROOT,
     ENV_EXAMPLE,

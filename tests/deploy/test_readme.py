@@ -183,7 +183,10 @@ def test_readme_command_runs_as_written(
 def test_readme_has_the_two_commands_of_a_fresh_machine() -> None:
     """The run command keeps its shape, and the test command is the line `.ci/run` runs."""
     commands = readme_commands()
-    run = "python3.11 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python supervisor.py"
+    run = (
+        "python3.11 -m venv .venv && .venv/bin/pip install ./launcher -e . "
+        "&& .venv/bin/python supervisor.py"
+    )
     assert run in commands
     [ci_test_command] = [
         line for line in CI_RUN.read_text().splitlines() if line.endswith("-m pytest")

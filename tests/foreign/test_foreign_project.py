@@ -13,8 +13,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic_prestart.lock.core import advisory_lock_key
 
-from launcher.lock import advisory_lock_key
 from tests.foreign.project import APP, BIN, SQLITE_URL, ForeignProject, Supervisor
 from tests.support import postgres
 from tests.support.processes import Launcher, http_json

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-
-from launcher.alembic_config import load_alembic_config
-from launcher.revisions import RevisionGraph, read_revision_graph
+from alembic_prestart.revisions.config import load_alembic_config
+from alembic_prestart.revisions.graph import RevisionGraph, read_revision_graph
 
 INI = """[alembic]
 script_location = %(here)s/migrations

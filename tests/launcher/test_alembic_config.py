@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic_prestart.revisions.config import AlembicConfigError, load_alembic_config
 
-from launcher.alembic_config import AlembicConfigError, load_alembic_config
 from tests.launcher.revision_project import cwd
 
 

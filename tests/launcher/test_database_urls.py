@@ -28,7 +28,7 @@ from tests.support.fake_servers import HOSTILE, HostileServer, RecordingProxy
 from tests.support.processes import Launcher, http_json, launcher_env
 from tests.support.project import free_port
 from tests.support.revisions import HEAD
-from tests.support.urls import DatabaseURL, parse_database_url
+from tests.support.urls import DatabaseURL, parse_database_url, with_database
 
 # Real processes, servers or clusters: left out of the quick run (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -242,7 +242,7 @@ def _matrix_cases(
 
     def main(name: str) -> DatabaseURL:
         postgres.execute(admin, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
-        on_main.append(admin.with_database(name))
+        on_main.append(with_database(admin, name))
         return on_main[-1]
 
     passfile = files / "pgpass"

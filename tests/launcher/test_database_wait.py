@@ -12,7 +12,7 @@ from tests.support.cluster import PASSWORD, PrivateCluster
 from tests.support.processes import Launcher, launcher_env
 from tests.support.revisions import HEAD
 from tests.support.state import applied_versions
-from tests.support.urls import DatabaseURL
+from tests.support.urls import DatabaseURL, with_database
 
 # Real processes, servers or clusters: left out of the quick run (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -96,7 +96,7 @@ def test_unreachable_database_exits_69_after_the_wait(tmp_path: Path) -> None:
 
 def test_missing_database_fails_fast_with_78(postgres_admin: DatabaseURL, tmp_path: Path) -> None:
     """A database that does not exist is a configuration error: exit 78 at once."""
-    url = postgres_admin.with_database("no_such_database_here")
+    url = with_database(postgres_admin, "no_such_database_here")
     started = time.monotonic()
     launcher = Launcher(
         ["migrate", "--db-wait", "30"], env=launcher_env(url), log_path=tmp_path / "out"

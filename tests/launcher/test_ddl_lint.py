@@ -9,14 +9,14 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pytest
-
-from launcher.ddl_lint import (
+from alembic_prestart.safety.analyse import (
     Finding,
     RenderError,
     analyse,
     render_pending_sql,
     split_offline_sql,
 )
+
 from tests.support.revisions import HEAD, add_revision
 
 USERS = {"users": {"id": "bigint", "name": "character varying(100)", "age": "integer"}}

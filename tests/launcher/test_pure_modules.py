@@ -7,19 +7,18 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from launcher import logs
-from launcher.app_check import app_problem
-from launcher.database_url import (
+from alembic_prestart.db.url import (
     DatabaseURLError,
     parse_database_url,
     redact_url,
     redact_urls_in,
     validate_schema,
 )
-from launcher.diagnosis import diagnose
-from launcher.lock import LockTimeout, Waiting, advisory_lock_key
-from launcher.progress import MigrationProgress
+from alembic_prestart.lock.core import LockTimeout, Waiting, advisory_lock_key
+from alembic_prestart.observe import logs
+from alembic_prestart.observe.progress import MigrationProgress
+from alembic_prestart.process.app_check import app_problem
+from alembic_prestart.process.diagnosis import diagnose
 
 ROOT = Path("/srv/app")
 
@@ -47,10 +46,18 @@ def test_postgres_urls_pass_through_unchanged(raw: str) -> None:
 
 def test_sqlite_paths_resolve_from_the_root_not_the_cwd() -> None:
     """sqlite:///var/x.db is under the project root; sqlite:////abs is absolute; empty is the
-    default file var/app.db under the root."""
+    project's default, resolved from the root too."""
     assert parse_database_url("sqlite:///var/x.db", root=ROOT).sqlite_path == ROOT / "var/x.db"
     assert parse_database_url("sqlite:////tmp/x.db", root=ROOT).sqlite_path == Path("/tmp/x.db")
-    assert parse_database_url("", root=ROOT).sqlite_path == ROOT / "var/app.db"
+    default = parse_database_url("", root=ROOT, default="sqlite:///var/app.db")
+    assert default.sqlite_path == ROOT / "var/app.db"
+
+
+def test_no_url_and_no_default_is_a_configuration_error() -> None:
+    """Without a project default (the alembic-prestart command), an unset URL is refused, never
+    a SQLite file nobody asked for."""
+    with pytest.raises(DatabaseURLError, match="no database URL: set DATABASE_URL"):
+        parse_database_url("", root=ROOT)
 
 
 @pytest.mark.parametrize(
@@ -184,8 +191,8 @@ def test_lock_keys_are_stable_per_database_and_schema() -> None:
 
 def test_what_waiting_cannot_fix_is_a_configuration_error() -> None:
     """A port out of range or a missing certificate file: exit 78 at once, never retried."""
-    from launcher.database import RetryableError, classify_connect_error
-    from launcher.errors import EXIT_CONFIG, SupervisorError
+    from alembic_prestart.db.session import RetryableError, classify_connect_error
+    from alembic_prestart.errors import EXIT_CONFIG, SupervisorError
 
     url = parse_database_url("postgresql://u@h/db?sslrootcert=/nonexistent", root=ROOT)
     for error in (

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.support.urls import DatabaseURL, parse_database_url
+from tests.support.urls import DatabaseURL, parse_database_url, with_database
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ def create_database(
     name = name or f"test_{uuid.uuid4().hex[:12]}"
     clause = f' TEMPLATE "{template}"' if template else ""
     execute(admin, f'CREATE DATABASE "{name}"{clause}')
-    return admin.with_database(name)
+    return with_database(admin, name)
 
 
 def drop_database(admin: DatabaseURL, url: DatabaseURL) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.support.urls import PROJECT_ROOT
 
 # What a copy needs to run the launcher, the migrations and the service.
-PROJECT_FILES = ("supervisor.py", "alembic.ini", "launcher", "service", "migrations", "Procfile")
+PROJECT_FILES = ("supervisor.py", "alembic.ini", "service", "migrations", "Procfile")
 
 # Settings a developer's shell may export: any of them would change what a test checks or what
 # a benchmark measures.

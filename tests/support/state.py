@@ -2,7 +2,8 @@
 
 import sqlite3
 
-from launcher.versions import read_postgres_versions, read_sqlite_versions
+from alembic_prestart.db.versions import read_postgres_versions, read_sqlite_versions
+
 from tests.support import postgres
 from tests.support.urls import DatabaseURL
 

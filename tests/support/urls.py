@@ -1,11 +1,12 @@
-"""Database URLs in the tests: the launcher's URL module, with this project's root."""
+"""Database URLs in the tests: the launcher's URL module, with this project's root and defaults."""
 
-from pathlib import Path
+from urllib.parse import urlsplit
 
-from launcher.database_url import DEFAULT_SCHEMA, DatabaseURL, DatabaseURLError
-from launcher.database_url import parse_database_url as _parse
+from alembic_prestart.db.url import DatabaseURL, DatabaseURLError
+from alembic_prestart.db.url import parse_database_url as _parse
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from service.defaults import DATABASE_SCHEMA as DEFAULT_SCHEMA
+from service.defaults import DATABASE_URL, PROJECT_ROOT
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -13,8 +14,14 @@ __all__ = [
     "DatabaseURL",
     "DatabaseURLError",
     "parse_database_url",
+    "with_database",
 ]
 
 
 def parse_database_url(raw: str | None) -> DatabaseURL:
-    return _parse(raw, root=PROJECT_ROOT)
+    return _parse(raw, root=PROJECT_ROOT, default=DATABASE_URL)
+
+
+def with_database(url: DatabaseURL, name: str) -> DatabaseURL:
+    """The same server and credentials, another database (PostgreSQL only)."""
+    return DatabaseURL(urlsplit(url.url)._replace(path="/" + name).geturl())

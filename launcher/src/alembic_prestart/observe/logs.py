@@ -32,7 +32,7 @@ def set_phase(phase: str) -> None:
 def redact(text: str) -> str:
     """Every URL in the line with its password replaced by *** (parsed, never searched for:
     the launcher itself only ever prints redacted URLs; this guards what children print)."""
-    from launcher.database_url import redact_urls_in
+    from alembic_prestart.db.url import redact_urls_in
 
     return redact_urls_in(text)
 

@@ -7,7 +7,7 @@ Both belong to something the server or the kernel cleans up when the holder dies
 migrator never leaves a lock behind.
 
 One waiting policy (`Waiting`: a deadline, a log line naming the holder every 5 s) drives every
-form: the launcher's own session (asyncpg), and the helpers env.py uses (launcher.env_lock).
+form: the launcher's own session (asyncpg), and the helpers env.py uses (alembic_prestart.lock.env).
 Standard library only.
 
 Proven by tests/launcher/test_migration_lock.py (replicas, killed holders) and
@@ -30,7 +30,7 @@ LOCK_HOLDER_ENV = "MIGRATION_LOCK_HOLDER"
 POLL_SECONDS = 0.1
 LOG_EVERY_SECONDS = 5.0
 
-logger = logging.getLogger("launcher.lock")
+logger = logging.getLogger("alembic_prestart.lock.core")
 
 
 class LockTimeout(Exception):

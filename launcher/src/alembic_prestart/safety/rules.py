@@ -21,7 +21,7 @@ from pglast.enums import (
     TransactionStmtKind,
 )
 
-from launcher.ddl_types import (
+from alembic_prestart.safety.column_types import (
     SERIAL_TYPES,
     non_volatile,
     parse_type,

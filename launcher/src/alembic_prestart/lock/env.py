@@ -2,7 +2,7 @@
 
 Alembic's `generic` template becomes safe with two lines::
 
-    from launcher import migration_lock
+    from alembic_prestart import migration_lock
     ...
     with connectable.connect() as connection:
         with migration_lock(connection):          # added
@@ -17,8 +17,8 @@ Under the launcher, the lock is already held by the launcher's own session (its 
 in MIGRATION_LOCK_HOLDER): the helper checks in pg_locks that this very session holds it and
 migrates under it. Run bare (`alembic upgrade head`), it takes the lock itself, waiting at most
 `timeout` seconds (default: MIGRATION_TIMEOUT, else 600) and failing as Alembic's own errors do
-(`FAILED: ...`, exit 255) when the time is up. The waiting policy is launcher.lock's, shared
-with the launcher.
+(`FAILED: ...`, exit 255) when the time is up. The waiting policy is lock.core's, shared with
+the launcher.
 
 Proven by tests/foreign/test_foreign_project.py (Alembic's generic and async templates with
 the two lines, on PostgreSQL and SQLite) and tests/launcher/test_migration_lock.py.
@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from launcher.lock import (
+from alembic_prestart.lock.core import (
     LOCK_HOLDER_ENV,
     LockTimeout,
     Waiting,

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launcher import logs
-from launcher.errors import EXIT_UNSAFE_MIGRATION, SupervisorError
+from alembic_prestart.errors import EXIT_UNSAFE_MIGRATION, SupervisorError
+from alembic_prestart.observe import logs
 
 if TYPE_CHECKING:
-    from launcher.database import PostgresSession
-    from launcher.ddl_lint import Finding
-    from launcher.settings import Settings
-    from launcher.signals import SignalState
+    from alembic_prestart.config import Settings
+    from alembic_prestart.db.session import PostgresSession
+    from alembic_prestart.process.signals import SignalState
+    from alembic_prestart.safety.analyse import Finding
 
 RENDER_TIMEOUT_SECONDS = 120.0
 
@@ -38,7 +38,7 @@ def findings_for_pending(
     signals: SignalState | None = None,
 ) -> list[Finding]:
     """Render what `upgrade heads` would run (Alembic's offline mode) and analyse it."""
-    from launcher.ddl_lint import analyse, render_pending_sql, split_offline_sql
+    from alembic_prestart.safety.analyse import analyse, render_pending_sql, split_offline_sql
 
     sql = render_pending_sql(
         python=settings.python,
@@ -72,7 +72,7 @@ def check_pending(
     if not settings.database_url.is_postgres:
         logs.logger.info("migration safety analysis skipped: its rules are PostgreSQL's")
         return []
-    from launcher.ddl_lint import RenderError
+    from alembic_prestart.safety.analyse import RenderError
 
     try:
         findings = findings_for_pending(settings, current, session, revision_files, signals)

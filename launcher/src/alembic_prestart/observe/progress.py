@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 
-from launcher import logs, phases
+from alembic_prestart.observe import logs, phases
 
 STILL_RUNNING_EVERY_SECONDS = 5.0
 _RUNNING = re.compile(r"Running upgrade (?P<from>.*?) -> (?P<to>\S+?)(?:, (?P<message>.*))?$")

@@ -19,31 +19,31 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
-from launcher import logs, phases
-from launcher.alembic_config import AlembicConfig
-from launcher.database import Interrupted, PostgresSession, RetryableError
-from launcher.database_wait import DatabaseState, wait_for_database
-from launcher.errors import (
+from alembic_prestart.config import Settings
+from alembic_prestart.db.session import Interrupted, PostgresSession, RetryableError
+from alembic_prestart.db.wait import DatabaseState, wait_for_database
+from alembic_prestart.errors import (
     EXIT_DATABASE_UNAVAILABLE,
     EXIT_MIGRATION_FAILED,
     EXIT_MIGRATION_TIMEOUT,
     SupervisorError,
     exit_code_for_signal,
 )
-from launcher.lock import (
+from alembic_prestart.lock.core import (
     LOCK_HOLDER_ENV,
     LockTimeout,
     Waiting,
     acquire_postgres,
     advisory_lock_key,
 )
-from launcher.revisions import Revision, RevisionGraph, read_revision_graph
-from launcher.safety import check_pending
-from launcher.settings import Settings
-from launcher.signals import SignalState
+from alembic_prestart.observe import logs, phases
+from alembic_prestart.process.signals import SignalState
+from alembic_prestart.revisions.config import AlembicConfig
+from alembic_prestart.revisions.graph import Revision, RevisionGraph, read_revision_graph
+from alembic_prestart.safety.check import check_pending
 
 if TYPE_CHECKING:
-    from launcher.child import ChildResult
+    from alembic_prestart.process.child import ChildResult
 
 
 def application_name(role: str) -> str:
@@ -181,8 +181,10 @@ def _run_alembic(
     lock_holder: int | None,
     planned: list[str] | None,
 ) -> None:
-    from launcher.child import run_child  # subprocess and selectors: only when migrating
-    from launcher.progress import MigrationProgress
+    from alembic_prestart.observe.progress import MigrationProgress
+    from alembic_prestart.process.child import (
+        run_child,  # subprocess and selectors: only when migrating
+    )
 
     logs.logger.info("migrating to head (alembic upgrade head)")
     if settings.database_url.is_sqlite:
@@ -214,7 +216,7 @@ def _run_alembic(
 
 
 def _raise_for_result(result: ChildResult, settings: Settings) -> None:
-    from launcher.diagnosis import diagnose
+    from alembic_prestart.process.diagnosis import diagnose
 
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name

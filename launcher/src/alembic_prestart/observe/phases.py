@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from launcher import logs
-from launcher.notify import Notifier
+from alembic_prestart.observe import logs
+from alembic_prestart.process.notify import Notifier
 
 WAITING = "waiting-for-database"
 MIGRATING = "migrating"

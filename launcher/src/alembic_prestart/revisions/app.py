@@ -17,8 +17,8 @@ class CodeRevisions:
 
 
 def code_revisions(alembic_config: Path) -> CodeRevisions:
-    from launcher.alembic_config import load_alembic_config
-    from launcher.revisions import read_revision_graph
+    from alembic_prestart.revisions.config import load_alembic_config
+    from alembic_prestart.revisions.graph import read_revision_graph
 
     config = load_alembic_config(alembic_config)
     graph = read_revision_graph(config)

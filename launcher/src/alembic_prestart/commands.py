@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher import logs, phases
-from launcher.errors import (
+from alembic_prestart.config import Settings
+from alembic_prestart.errors import (
     EXIT_CANNOT_LISTEN,
     EXIT_MIGRATION_FAILED,
     EXIT_OK,
     EXIT_PENDING,
     SupervisorError,
 )
-from launcher.migrate import (
+from alembic_prestart.observe import logs, phases
+from alembic_prestart.process.signals import SignalState, capture_signals
+from alembic_prestart.safety.check import check_pending
+from alembic_prestart.upgrade import (
     already_at_head,
     application_name,
     static_graph,
@@ -26,9 +29,6 @@ from launcher.migrate import (
     upgrade_to_head,
     wait_for,
 )
-from launcher.safety import check_pending
-from launcher.settings import Settings
-from launcher.signals import SignalState, capture_signals
 
 QUERY_TIMEOUT_SECONDS = 120.0
 
@@ -162,12 +162,18 @@ def _ask_alembic(
     """The slow, authoritative answer: Alembic's own script directory, in a child."""
     import json
 
-    from launcher.child import run_child
+    from alembic_prestart.process.child import run_child
 
     phases.enter(phases.CHECKING)
     lines: list[str] = []
     result = run_child(
-        [settings.python, "-m", "launcher.alembic_query", str(settings.alembic_ini), *current],
+        [
+            settings.python,
+            "-m",
+            "alembic_prestart.revisions.query",
+            str(settings.alembic_ini),
+            *current,
+        ],
         cwd=settings.project_root,
         env=settings.child_environment(application_name("check")),
         timeout=QUERY_TIMEOUT_SECONDS,
@@ -178,7 +184,7 @@ def _ask_alembic(
     )
     stop_if_signalled(signals, "while checking")
     if result.returncode != 0:
-        from launcher.diagnosis import diagnose
+        from alembic_prestart.process.diagnosis import diagnose
 
         raise SupervisorError(
             f"Alembic could not read the revisions (exit status {result.returncode}): "

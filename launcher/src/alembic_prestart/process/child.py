@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import logs
-from launcher.signals import SignalState, signal_process_group
+from alembic_prestart.observe import logs
+from alembic_prestart.process.signals import SignalState, signal_process_group
 
 KILL_WAIT_SECONDS = 5.0  # grace between SIGTERM and SIGKILL
 TAIL_LINES = 300

@@ -25,8 +25,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from launcher.database_url import DatabaseURL
-from launcher.errors import EXIT_CONFIG, SupervisorError
+from alembic_prestart.db.url import DatabaseURL
+from alembic_prestart.errors import EXIT_CONFIG, SupervisorError
 
 T = TypeVar("T")
 
@@ -136,7 +136,7 @@ class PostgresSession:
         self, schema: str, *, timeout: float = QUERY_TIMEOUT_SECONDS
     ) -> tuple[str, ...] | None:
         """The revisions in schema.alembic_version, sorted; None when there is no such table."""
-        from launcher.versions import VersionTableError, read_postgres_versions
+        from alembic_prestart.db.versions import VersionTableError, read_postgres_versions
 
         try:
             return self._call(read_postgres_versions(self._connection, schema), timeout)
@@ -263,8 +263,8 @@ def first_line(error: BaseException) -> str:
 
 def read_sqlite_versions(path: Path) -> tuple[str, ...] | None:
     """The launcher's read of a SQLite version table: exit 78 when it cannot be read."""
-    from launcher.versions import VersionTableError
-    from launcher.versions import read_sqlite_versions as read
+    from alembic_prestart.db.versions import VersionTableError
+    from alembic_prestart.db.versions import read_sqlite_versions as read
 
     try:
         return read(path)

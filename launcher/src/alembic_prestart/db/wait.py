@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from launcher import logs
-from launcher.database import (
+from alembic_prestart.db.session import (
     Interrupted,
     PostgresSession,
     RetryableError,
     read_sqlite_versions,
 )
-from launcher.database_url import DatabaseURL
-from launcher.errors import EXIT_DATABASE_UNAVAILABLE, SupervisorError
+from alembic_prestart.db.url import DatabaseURL
+from alembic_prestart.errors import EXIT_DATABASE_UNAVAILABLE, SupervisorError
+from alembic_prestart.observe import logs
 
 FIRST_DELAY_SECONDS = 0.1
 MAX_DELAY_SECONDS = 2.0

@@ -2,8 +2,8 @@
 
 Alembic renders the pending SQL offline (`upgrade <current>:heads --sql`, in a child); its
 `-- Running upgrade a -> b` lines split it per revision; PostgreSQL's own parser (pglast) reads
-each statement, and the rules of `launcher.ddl_rules` judge it. A revision file opts out of one
-rule with a comment that gives a reason:
+each statement, and the rules of `safety.rules` judge it. A revision file opts out of one rule
+with a comment that gives a reason:
 
     # migration-lint: ignore create-index-not-concurrently -- the table has under 1k rows
 
@@ -25,8 +25,8 @@ from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError, scan
 
-from launcher.ddl_rules import RULES, SchemaState, check
-from launcher.signals import SignalState
+from alembic_prestart.process.signals import SignalState
+from alembic_prestart.safety.rules import RULES, SchemaState, check
 
 UNPARSABLE = "unparsable-statement"
 ANALYSIS_ERROR = "analysis-error"
@@ -123,7 +123,7 @@ def render_pending_sql(
 ) -> str:
     """The SQL of the revisions after `current` (Alembic's offline mode, in a child run as the
     migration is: its own process group, stopped by a signal or at its deadline)."""
-    from launcher.child import run_child
+    from alembic_prestart.process.child import run_child
 
     if len(current) > 1:
         # Offline mode takes one starting revision; from any one of several heads it would
@@ -155,7 +155,7 @@ def render_pending_sql(
         raise RenderError("rendering the pending SQL was interrupted by a signal")
     stdout = result.stdout.decode("utf-8", errors="replace")
     if result.returncode != 0:
-        from launcher.diagnosis import diagnose
+        from alembic_prestart.process.diagnosis import diagnose
 
         cause = diagnose(stderr or stdout.splitlines())
         raise RenderError(

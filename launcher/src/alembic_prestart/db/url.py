@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-DEFAULT_SCHEMA = "test_app"
-DEFAULT_SQLITE_FILE = Path("var") / "app.db"
-
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
 # Lowercase: PostgreSQL folds an unquoted PUBLIC to public, but the launcher quotes the name,
@@ -86,21 +83,21 @@ class DatabaseURL:
             return f"sqlite {self.sqlite_path}"
         return redact_url(self.url)
 
-    def with_database(self, name: str) -> DatabaseURL:
-        """The same server and credentials, another database (PostgreSQL only)."""
-        parts = urlsplit(self.url)
-        return DatabaseURL(parts._replace(path="/" + name).geturl())
 
-
-def parse_database_url(raw: str | None, *, root: Path) -> DatabaseURL:
+def parse_database_url(raw: str | None, *, root: Path, default: str | None = None) -> DatabaseURL:
     """Recognise a user-supplied URL, or raise DatabaseURLError with a password-free message.
 
-    Empty means the SQLite file var/app.db under `root`; a relative SQLite path resolves from
-    `root` (the folder of the Alembic configuration), never from the cwd.
+    Empty means `default` (a project's own, such as a SQLite file), and is an error without
+    one; a relative SQLite path resolves from `root` (the folder of the Alembic configuration),
+    never from the cwd.
     """
     if raw is None or not raw.strip():
-        path = (root / DEFAULT_SQLITE_FILE).resolve()
-        return DatabaseURL(f"sqlite:///{path}", sqlite_file=path)
+        if not default:
+            raise DatabaseURLError(
+                "no database URL: set DATABASE_URL (postgresql:///name reads the rest from "
+                "PGHOST, PGUSER, ... like psql; sqlite:///path for a SQLite file)"
+            )
+        raw = default
     url = raw.strip()
     scheme, colon, _rest = url.partition(":")
     if not colon or scheme.lower() not in (*POSTGRES_SCHEMES, *SQLITE_SCHEMES):

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.alembic_config import AlembicConfig
+from alembic_prestart.revisions.config import AlembicConfig
 
 # alembic.script.base: the names Alembic loads, and the legacy id taken from a file name.
 _SOURCE_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")

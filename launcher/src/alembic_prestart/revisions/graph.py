@@ -18,8 +18,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher.alembic_config import AlembicConfig
-from launcher.revision_files import RevisionFile, StepAside, read_revision_file, revision_paths
+from alembic_prestart.revisions.config import AlembicConfig
+from alembic_prestart.revisions.files import (
+    RevisionFile,
+    StepAside,
+    read_revision_file,
+    revision_paths,
+)
 
 logger = logging.getLogger("supervisor.revisions")
 

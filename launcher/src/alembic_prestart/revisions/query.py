@@ -1,4 +1,4 @@
-"""Ask Alembic itself about the revision graph: `python -m launcher.alembic_query INI [CURRENT...]`.
+"""Ask Alembic itself about the revision graph (`python -m alembic_prestart.revisions.query`).
 
 The launcher runs this as a child when its static reading of the graph steps aside. It uses
 only Alembic's own configuration and script directory (no project module), and prints one JSON
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     from alembic.util import CommandError
 
     if not argv:
-        print("usage: python -m launcher.alembic_query INI [CURRENT...]", file=sys.stderr)
+        print("usage: python -m alembic_prestart.revisions.query INI [CURRENT...]", file=sys.stderr)
         return 2
     try:
         answer = describe(argv[0], tuple(argv[1:]))

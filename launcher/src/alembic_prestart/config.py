@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher.alembic_config import AlembicConfig
-from launcher.database_url import DatabaseURL
+from alembic_prestart.db.url import DatabaseURL
+from alembic_prestart.revisions.config import AlembicConfig
 
 
 @dataclass(frozen=True)

@@ -18,45 +18,50 @@ from typing import Any, NoReturn
 import click
 from click.core import ParameterSource
 
-from launcher import logs, phases
-from launcher.alembic_config import AlembicConfigError, load_alembic_config
-from launcher.database_url import (
-    DEFAULT_SCHEMA,
-    DatabaseURLError,
-    parse_database_url,
-    validate_schema,
-)
-from launcher.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
-from launcher.settings import Settings
+from alembic_prestart.config import Settings
+from alembic_prestart.db.url import DatabaseURLError, parse_database_url, validate_schema
+from alembic_prestart.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
+from alembic_prestart.observe import logs, phases
+from alembic_prestart.revisions.config import AlembicConfigError, load_alembic_config
 
 POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 @dataclass(frozen=True)
 class Defaults:
-    """What an unset option means. `python supervisor.py` is this project's own entry point,
-    with its settings; the `supervisor` command serves any project, so it assumes none:
-    Alembic's conventions (./alembic.ini, schema public) and no app until one is named."""
+    """What an unset option means. A project's own entry point (a `supervisor.py` beside its
+    alembic.ini) passes its defaults as click's `obj`; the `alembic-prestart` command serves
+    any project, so it assumes none: Alembic's conventions (./alembic.ini, schema public), no
+    app and no database until they are named."""
 
     alembic_config: Path
     schema: str
     app: str | None
+    database_url: str | None  # relative SQLite paths resolve from the alembic.ini's folder
 
 
-ANY_PROJECT = Defaults(alembic_config=Path("alembic.ini"), schema="public", app=None)
-
-
-def this_project(root: Path) -> Defaults:
-    return Defaults(root / "alembic.ini", schema=DEFAULT_SCHEMA, app="service.main:app")
+ANY_PROJECT = Defaults(
+    alembic_config=Path("alembic.ini"), schema="public", app=None, database_url=None
+)
 
 
 class EnvOption(click.Option):
     """An option that can come from an environment variable, and says which when it is bad."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, project_default: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("show_envvar", True)
         kwargs.setdefault("show_default", True)
         super().__init__(*args, **kwargs)
+        # The name of the Defaults field that fills this option in when it is unset: --help
+        # shows the entry point's own value, not one written here.
+        self.project_default = project_default
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self.project_default is not None:
+            defaults = ctx.find_object(Defaults) or ANY_PROJECT
+            value = getattr(defaults, self.project_default)
+            self.show_default = str(value) if value else "none: required"
+        return super().get_help_record(ctx)
 
     def process_value(self, ctx: click.Context, value: Any) -> Any:
         try:
@@ -120,7 +125,7 @@ COMMON = [
         "--database-url",
         envvar="DATABASE_URL",
         default="",
-        show_default="SQLite var/app.db under the project root",
+        project_default="database_url",
         help="postgres://, postgresql:// (any parameter asyncpg reads, e.g. ?sslmode=require) "
         "or sqlite:///path. Prefer the environment variable: a command line is visible to "
         "every user.",
@@ -129,14 +134,14 @@ COMMON = [
         "--schema",
         envvar="DATABASE_SCHEMA",
         default=None,
-        show_default=f"{DEFAULT_SCHEMA} via supervisor.py; public via the supervisor command",
+        project_default="schema",
         help="PostgreSQL schema holding alembic_version.",
     ),
     option(
         "--alembic-config",
         envvar="ALEMBIC_CONFIG",
         default=None,
-        show_default="alembic.ini beside supervisor.py; ./alembic.ini for the supervisor command",
+        project_default="alembic_config",
         type=click.Path(dir_okay=False, path_type=Path),
         help="The Alembic configuration; its folder is the project root.",
     ),
@@ -213,7 +218,7 @@ SERVING = [
         "--app",
         envvar="APP_MODULE",
         default=None,
-        show_default="service.main:app via supervisor.py; required via the supervisor command",
+        project_default="app",
         help="The ASGI app, module:attribute, imported from the project root.",
     ),
     option(
@@ -227,7 +232,7 @@ SERVING = [
 
 
 @click.group(cls=DefaultToServe, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="safe-start-service", prog_name="supervisor")
+@click.version_option(package_name="alembic-prestart", prog_name="alembic-prestart")
 def main() -> None:
     """Bring the database schema to head safely, then serve.
 
@@ -237,8 +242,8 @@ def main() -> None:
 
 
 def console_main() -> None:
-    """The `supervisor` command: the launcher for any project (see Defaults)."""
-    main(prog_name="supervisor", obj=ANY_PROJECT)
+    """The `alembic-prestart` command: the launcher for any project (see Defaults)."""
+    main(prog_name="alembic-prestart", obj=ANY_PROJECT)
 
 
 @main.command(cls=ServeCommand, context_settings={"ignore_unknown_options": False})
@@ -251,9 +256,9 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     """
     options["uvicorn_args"] = ctx.meta.get("uvicorn_args", ())
     settings = _settings(options)
-    from launcher import run
+    from alembic_prestart import commands
 
-    _guard(lambda: run.serve(settings))
+    _guard(lambda: commands.serve(settings))
 
 
 @main.command()
@@ -261,9 +266,9 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
 def migrate(**options: Any) -> None:
     """Wait for the database, migrate to head, exit 0 (a release phase, a Job)."""
     settings = _settings(options)
-    from launcher import run
+    from alembic_prestart import commands
 
-    sys.exit(_guard(lambda: run.migrate(settings)))
+    sys.exit(_guard(lambda: commands.migrate(settings)))
 
 
 @main.command()
@@ -279,9 +284,9 @@ def check(lint_flag: bool, **options: Any) -> None:
     """Exit 0 when the schema is at head, 1 listing pending revisions. Applies nothing."""
     options["lint"] = "strict" if lint_flag else "off"
     settings = _settings(options)
-    from launcher import run
+    from alembic_prestart import commands
 
-    sys.exit(_guard(lambda: run.check(settings)))
+    sys.exit(_guard(lambda: commands.check(settings)))
 
 
 @main.command()
@@ -289,9 +294,9 @@ def check(lint_flag: bool, **options: Any) -> None:
 def status(**options: Any) -> None:
     """Show the database's revision(s), the code's head(s) and the history. Applies nothing."""
     settings = _settings(options)
-    from launcher import run
+    from alembic_prestart import commands
 
-    sys.exit(_guard(lambda: run.status(settings)))
+    sys.exit(_guard(lambda: commands.status(settings)))
 
 
 def _settings(options: dict[str, Any]) -> Settings:
@@ -307,7 +312,9 @@ def _settings(options: dict[str, Any]) -> Settings:
     logs.configure(options["log_format"], timestamps=timestamps)
     try:
         alembic = load_alembic_config(options.pop("alembic_config") or defaults.alembic_config)
-        url = parse_database_url(options.pop("database_url"), root=alembic.root)
+        url = parse_database_url(
+            options.pop("database_url"), root=alembic.root, default=defaults.database_url
+        )
         schema = validate_schema(options.pop("schema") or defaults.schema)
     except (AlembicConfigError, DatabaseURLError) as error:
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
@@ -329,11 +336,11 @@ def _settings(options: dict[str, Any]) -> Settings:
                 )
             )
     if "app" in options:
-        from launcher.app_check import app_problem
+        from alembic_prestart.process.app_check import app_problem
 
         problem = app_problem(options["app"], alembic.root)
         if problem:
-            from launcher.errors import EXIT_APP_NOT_FOUND
+            from alembic_prestart.errors import EXIT_APP_NOT_FOUND
 
             _fail(SupervisorError(f"cannot load the app: {problem}", EXIT_APP_NOT_FOUND))
     return Settings(
