@@ -168,7 +168,7 @@ def project_copy(destination: Path) -> Path:
 
 def uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
     """uvicorn's command line, built by the launcher's own function."""
-    from alembic_prestart.commands import uvicorn_argv as launcher_uvicorn_argv
+    from alembic_prestart.process.serve import uvicorn_argv as launcher_uvicorn_argv
 
     return launcher_uvicorn_argv(
         python=PYTHON, app=app, host=HOST, port=port, workers=1, app_dir=root, extra=extra

@@ -32,7 +32,7 @@ class InstantStore:
     async def get(self, user_id: int) -> dict[str, Any]:
         return dict(ROW)
 
-    async def create(self, name: str, email: str) -> dict[str, Any]:
+    async def create(self, values: dict[str, Any]) -> dict[str, Any]:
         return dict(ROW)
 
 

@@ -1,9 +1,10 @@
 """Alembic environment, shaped like alembic's own async template.
 
-The database URL and schema come from the environment (DATABASE_URL, DATABASE_SCHEMA), never
-from alembic.ini. On PostgreSQL the tables and alembic_version live in the configured schema,
-one migrator runs at a time (an advisory lock), and DDL that cannot get its table lock gives
-up after MIGRATION_LOCK_TIMEOUT instead of queueing live queries behind it.
+The engine, the offline URL, the migration lock and the safety guard come from the launcher
+(alembic_prestart): DATABASE_URL is read once, the launcher's way, and the tables and
+alembic_version live in DATABASE_SCHEMA on PostgreSQL. On top of the template, DDL that cannot
+get its table lock gives up after MIGRATION_LOCK_TIMEOUT instead of queueing live queries
+behind it, and is retried, naming the session that blocked it.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from logging.config import fileConfig
-from pathlib import Path
 from typing import Any
 
 from alembic import context
 from alembic.util import CommandError
-from alembic_prestart import async_migration_lock
-from sqlalchemy import text
+from alembic_prestart import async_migration_lock, create_async_engine, migration_lock, offline_url
+from alembic_prestart.config import SettingError
+from alembic_prestart.db.url import DatabaseURLError
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from migrations.blockers import BlockerWatch
-from migrations.settings import MigrationSettings, create_migration_engine
+from migrations.settings import MigrationSettings
+from service.defaults import DATABASE_URL as DEFAULT_DATABASE_URL
 from service.tables import metadata
 
 logger = logging.getLogger("migrations.env")
@@ -48,18 +51,16 @@ def _include_name(name: str | None, type_: str, parent_names: dict[str, Any]) ->
     return True
 
 
-def _configure_options(settings: MigrationSettings) -> dict[str, Any]:
+def _configure_options(dialect: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "target_metadata": metadata,
         "transaction_per_migration": True,
         "compare_type": True,
         "include_name": _include_name,
     }
-    if settings.url.is_postgres:
-        options["version_table_schema"] = settings.schema
-    else:
+    if dialect == "sqlite":
         # SQLite cannot ALTER most things; batch mode copies the table instead. Its DDL is
-        # transactional once we issue BEGIN ourselves (see create_migration_engine).
+        # transactional once we issue BEGIN ourselves (see _make_sqlite_ddl_transactional).
         options["render_as_batch"] = True
         options["transactional_ddl"] = True
     return options
@@ -67,21 +68,24 @@ def _configure_options(settings: MigrationSettings) -> dict[str, Any]:
 
 def run_migrations_offline(settings: MigrationSettings) -> None:
     """Emit the SQL to stdout instead of running it (`alembic upgrade head --sql`)."""
+    url = offline_url(default=DEFAULT_DATABASE_URL)
+    dialect = url.partition(":")[0]
     context.configure(
-        url=settings.url.redacted(),
+        url=url,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        **_configure_options(settings),
+        **_configure_options(dialect),
     )
+    schema = settings.launcher.schema
     with context.begin_transaction():
-        if settings.url.is_postgres:
-            context.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.schema}"')
-            context.execute(f'SET search_path TO "{settings.schema}"')
+        if dialect == "postgresql" and schema:
+            context.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            context.execute(f'SET search_path TO "{schema}"')
         context.run_migrations()
 
 
-def do_run_migrations(connection: Connection, settings: MigrationSettings) -> None:
-    context.configure(connection=connection, **_configure_options(settings))
+def do_run_migrations(connection: Connection) -> None:
+    context.configure(connection=connection, **_configure_options(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 
@@ -89,8 +93,7 @@ def do_run_migrations(connection: Connection, settings: MigrationSettings) -> No
 async def _prepare_postgres_session(
     connection: AsyncConnection, settings: MigrationSettings
 ) -> int:
-    """Create the schema, set the session's timeouts; return the backend's pid."""
-    await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.schema}"'))
+    """Set the session's timeouts; return the backend's pid."""
     await connection.execute(text(f"SET lock_timeout = '{int(settings.lock_timeout * 1000)}ms'"))
     await connection.execute(
         text(f"SET statement_timeout = '{int(settings.statement_timeout * 1000)}ms'")
@@ -102,7 +105,7 @@ async def _prepare_postgres_session(
         )
     pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     await connection.commit()
-    return pid
+    return int(pid)
 
 
 def _is_lock_timeout(error: DBAPIError) -> bool:
@@ -113,10 +116,10 @@ def _is_lock_timeout(error: DBAPIError) -> bool:
 
 
 async def _migrate_postgres(engine: AsyncEngine, settings: MigrationSettings) -> None:
-    async with engine.connect() as lock_connection:
+    async with async_migration_lock(engine) as lock_connection:
+        # The lock connection only watches who blocks the migration: no transaction of its own.
         lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with async_migration_lock(lock_connection, schema=settings.schema):
-            await _migrate_postgres_locked(engine, lock_connection, settings)
+        await _migrate_postgres_locked(engine, lock_connection, settings)
 
 
 async def _migrate_postgres_locked(
@@ -129,7 +132,7 @@ async def _migrate_postgres_locked(
             watch = BlockerWatch(lock_connection, pid)
             watcher = asyncio.create_task(watch.run())
             try:
-                await connection.run_sync(do_run_migrations, settings)
+                await connection.run_sync(do_run_migrations)
                 return
             except DBAPIError as error:
                 if not _is_lock_timeout(error):
@@ -155,39 +158,49 @@ async def _migrate_postgres_locked(
     )
 
 
+def _make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:
+    """The sqlite3 module commits before DDL on its own; take BEGIN/COMMIT into our hands so a
+    failing revision rolls back whole, as on PostgreSQL."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
 async def run_async_migrations(settings: MigrationSettings) -> None:
-    engine = create_migration_engine(settings)
+    engine = create_async_engine(default=DEFAULT_DATABASE_URL)
     try:
-        if settings.url.is_postgres:
+        if engine.dialect.name == "postgresql":
             await _migrate_postgres(engine, settings)
         else:
-            async with engine.connect() as connection, async_migration_lock(connection):
-                await connection.run_sync(do_run_migrations, settings)
+            _make_sqlite_ddl_transactional(engine)
+            async with async_migration_lock(engine) as connection:
+                await connection.run_sync(do_run_migrations)
     finally:
         await engine.dispose()
 
 
 def run_migrations_online(settings: MigrationSettings) -> None:
-    connection = context.config.attributes.get("connection")
-    if connection is not None:
-        # A caller (a test, say) lends us a connection it holds: migrate on it as it is.
-        do_run_migrations(connection, settings)
+    lent = context.config.attributes.get("connection")
+    if lent is not None:
+        # A caller (a test, pytest-alembic) lends an Engine or a Connection it holds: migrate
+        # on it, under the lock, in the configured schema.
+        with migration_lock(lent) as connection:
+            do_run_migrations(connection)
         return
     asyncio.run(run_async_migrations(settings))
 
 
 def main() -> None:
     _configure_logging()
-    config_file = context.config.config_file_name
-    root = Path(config_file).resolve().parent if config_file else Path.cwd()
     try:
-        settings = MigrationSettings.from_environment(root)
-    except ValueError as error:
+        settings = MigrationSettings.from_environment()
+    except (SettingError, DatabaseURLError) as error:
         raise CommandError(str(error)) from None
-    where = settings.url.describe()
-    logger.info(
-        "database %s" + (f", schema {settings.schema}" if settings.url.is_postgres else ""), where
-    )
     if context.is_offline_mode():
         run_migrations_offline(settings)
     else:

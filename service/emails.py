@@ -6,11 +6,20 @@ reserved names that can never receive mail (.arpa, .invalid, .local, .localhost,
 `.test` is accepted (RFC 6761 reserves it for testing, which is what clients do with it), as
 are domains without a dot or a numeric top-level domain, which RFC 5321 allows.
 
+Identity: the normalised form is what is stored and what the unique constraint compares, so
+two addresses email-validator normalises to the same string are the same user. That form has
+the domain lowercased (and IDNA-decoded), the local part NFC-normalised and kept in its case,
+except role accounts (RFC 2142: info, postmaster, abuse, ...), whose local part is lowercased:
+`Info@Example.com` is `info@example.com`, while `Ada@example.com` and `ada@example.com` are two
+addresses.
+
 email-validator costs about 20 µs an address, most of the cost of a POST /users beyond the
-database. Nearly every real address is plain ASCII (a dot-atom local part, letter-digit-hyphen
-domain labels); for those, its verdict and normalised form are reproduced here exactly (a
-property test compares the two on generated addresses). Anything else, and anything this code
-is not sure of, goes to email-validator itself.
+database. Nearly every real address is plain ASCII with a lowercase local part (a dot-atom,
+letter-digit-hyphen domain labels); for those, its verdict and normalised form are reproduced
+here exactly (a property test compares the two on generated addresses). Anything else, and
+anything this code is not sure of, goes to email-validator itself: a capital letter in the
+local part among them, since email-validator lowercases some local parts (its list of role
+accounts is not part of its public API, so it is not copied here).
 """
 
 from __future__ import annotations
@@ -48,7 +57,9 @@ def plain_ascii_email(value: str) -> str | None:
     local, at, domain = value.rpartition("@")
     if not at or len(value) > 254 or len(local) > 64 or not _LOCAL_PART.fullmatch(local):
         return None
-    domain = domain.lower()  # email-validator lowercases the domain, never the local part
+    if local != local.lower():
+        return None  # perhaps a role account, which email-validator lowercases
+    domain = domain.lower()  # email-validator lowercases the domain
     labels = domain.split(".")
     if len(labels) < 2 or len(domain) > 253:
         return None

@@ -1,12 +1,13 @@
 """Error responses: always JSON, never a stack trace.
 
-Each database failure is answered for what it is, and logged once, in one line, with its cause
-(the driver's message, which holds no password):
-- an outage (the store's `Unavailable`): 503 with Retry-After, as soon as the driver gives up
-  (connect and pool timeouts bound that);
-- a full disk (`StorageFull`): 507, without Retry-After: it lasts until someone makes room;
-- a missing table (`SchemaNotMigrated`): 503, the schema is behind the code.
-Anything unexpected is a JSON 500.
+Each database failure (service/failures.py) is answered for what it is and logged once, in one
+line, with its cause and the driver's message (redacted by the store), no traceback:
+- 503 `database unavailable: <cause>` (unreachable, connection lost, timed out, dropped or
+  missing, access denied, overloaded, busy, read-only, misconfigured, server error), with
+  Retry-After when the cause passes by itself;
+- 503 `database schema not migrated`: a table or column the code needs is missing;
+- 507 `database storage full`, without Retry-After: it lasts until someone makes room.
+Anything unexpected (a bug) is a JSON 500, logged with its traceback.
 """
 
 import logging
@@ -17,34 +18,27 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.store import SchemaNotMigrated, StorageFull, Unavailable
+from service.failures import DatabaseFailure
 
 logger = logging.getLogger("service.errors")
 
-UNAVAILABLE = {"detail": "database unavailable, try again shortly"}
-STORAGE_FULL = {"detail": "database storage full"}
-NOT_MIGRATED = {"detail": "database schema not migrated"}
 INTERNAL_ERROR = {"detail": "internal server error"}
 
 
-async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
-    return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
-
-
-async def _storage_full(request: Request, error: Exception) -> JSONResponse:
-    logger.error("database storage full on %s %s: %s", request.method, request.url.path, error)
-    return JSONResponse(STORAGE_FULL, status_code=507)
-
-
-async def _schema_not_migrated(request: Request, error: Exception) -> JSONResponse:
-    logger.error(
-        "schema not migrated on %s %s: %s (run the migrations)",
+async def _database_failure(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DatabaseFailure)
+    logger.log(
+        logging.WARNING if error.transient else logging.ERROR,
+        "%s on %s %s: %s",
+        error.public_detail,
         request.method,
         request.url.path,
         error,
     )
-    return JSONResponse(NOT_MIGRATED, status_code=503)
+    headers = {"Retry-After": "1"} if error.transient else None
+    return JSONResponse(
+        {"detail": error.public_detail}, status_code=error.status_code, headers=headers
+    )
 
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
@@ -106,9 +100,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    # Specific classes are handled inside the app (no traceback in the server log);
+    # Database failures are handled inside the app (no traceback in the server log);
     # `Exception` last, as the catch-all for genuine bugs.
-    app.add_exception_handler(Unavailable, _database_unavailable)
-    app.add_exception_handler(StorageFull, _storage_full)
-    app.add_exception_handler(SchemaNotMigrated, _schema_not_migrated)
+    app.add_exception_handler(DatabaseFailure, _database_failure)
     app.add_exception_handler(Exception, _internal_error)

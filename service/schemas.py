@@ -1,9 +1,18 @@
 """Request and response bodies."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from service.emails import RESERVED_DOMAINS, RESERVED_DOMAINS_PATTERN, normalise_email
 from service.limits import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
@@ -47,11 +56,33 @@ class UserCreate(BaseModel):
     email: Email
 
 
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise ValueError("may be left out, but not null: the column is NOT NULL")
+    return value
 
-    name: Name | None = None
-    email: Email | None = None
+
+T = TypeVar("T")
+# A PATCH field for a NOT NULL column: it may be left out, and null is refused (422). None is
+# only its default, standing for "not sent" (the router sends the store the fields set), and
+# the OpenAPI document shows the type without null. A field for a nullable column is `X | None`.
+NotNull = Annotated[T | SkipJsonSchema[None], BeforeValidator(_refuse_null)]
+
+
+def _absent_means_unchanged(schema: dict[str, Any]) -> None:
+    # The defaults are not values: a field left out leaves the column as it is.
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+class UserUpdate(BaseModel):
+    """Only the fields sent change; null clears a nullable column and is refused for the
+    others (422)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_means_unchanged)
+
+    name: NotNull[Name] = None
+    email: NotNull[Email] = None
 
 
 class User(BaseModel):

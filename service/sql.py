@@ -29,18 +29,34 @@ STATEMENTS: Any = {
             ],
             "defaults": {}
         },
-        "update": {
-            "sql": "UPDATE users SET name=coalesce($1::VARCHAR, users.name), email=coalesce($2::VARCHAR, users.email) WHERE users.id = $3::BIGINT RETURNING users.id, users.name, users.email, users.created_at",
+        "delete": {
+            "sql": "DELETE FROM users WHERE users.id = $1::BIGINT RETURNING users.id",
+            "names": [
+                "id"
+            ],
+            "defaults": {}
+        },
+        "update:name": {
+            "sql": "UPDATE users SET name=$1::VARCHAR WHERE users.id = $2::BIGINT RETURNING users.id, users.name, users.email, users.created_at",
             "names": [
                 "name",
+                "id"
+            ],
+            "defaults": {}
+        },
+        "update:email": {
+            "sql": "UPDATE users SET email=$1::VARCHAR WHERE users.id = $2::BIGINT RETURNING users.id, users.name, users.email, users.created_at",
+            "names": [
                 "email",
                 "id"
             ],
             "defaults": {}
         },
-        "delete": {
-            "sql": "DELETE FROM users WHERE users.id = $1::BIGINT RETURNING users.id",
+        "update:email,name": {
+            "sql": "UPDATE users SET name=$1::VARCHAR, email=$2::VARCHAR WHERE users.id = $3::BIGINT RETURNING users.id, users.name, users.email, users.created_at",
             "names": [
+                "name",
+                "email",
                 "id"
             ],
             "defaults": {}
@@ -73,18 +89,34 @@ STATEMENTS: Any = {
                 "param_1": 0
             }
         },
-        "update": {
-            "sql": "UPDATE users SET name=coalesce(?, users.name), email=coalesce(?, users.email) WHERE users.id = ? RETURNING id, name, email, created_at",
+        "delete": {
+            "sql": "DELETE FROM users WHERE users.id = ? RETURNING id",
+            "names": [
+                "id"
+            ],
+            "defaults": {}
+        },
+        "update:name": {
+            "sql": "UPDATE users SET name=? WHERE users.id = ? RETURNING id, name, email, created_at",
             "names": [
                 "name",
+                "id"
+            ],
+            "defaults": {}
+        },
+        "update:email": {
+            "sql": "UPDATE users SET email=? WHERE users.id = ? RETURNING id, name, email, created_at",
+            "names": [
                 "email",
                 "id"
             ],
             "defaults": {}
         },
-        "delete": {
-            "sql": "DELETE FROM users WHERE users.id = ? RETURNING id",
+        "update:email,name": {
+            "sql": "UPDATE users SET name=?, email=? WHERE users.id = ? RETURNING id, name, email, created_at",
             "names": [
+                "name",
+                "email",
                 "id"
             ],
             "defaults": {}

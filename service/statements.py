@@ -2,7 +2,11 @@
 
 Every statement selects or returns all of the table's columns, so a column added to the table
 is read and returned without touching the store; rows are mapped by column name. The columns
-a request writes are named in WRITTEN.
+a request writes are named in WRITTEN: POST /users gives them all; PATCH /users/{id} any of
+them, and there is one UPDATE for each set of columns it may send, setting exactly those (a
+column sent as null is set to NULL; one left out is not in the SET list). That is 2**n - 1
+statements for n written columns, compiled here once, each a prepared statement in asyncpg's
+cache.
 
 The service does not import SQLAlchemy at run time (it would cost its start-up about 200 ms):
 the statements are compiled here, once per dialect, into service/sql.py, which the store reads.
@@ -19,12 +23,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Dialect
 
+from service.store import update_statement
 from service.tables import users
 
 WRITTEN = ("name", "email")  # what POST /users and PATCH /users/{id} carry
@@ -40,19 +46,28 @@ def build(table: Table = users) -> dict[str, Any]:
         return bindparam(name, type_=table.c[name].type)
 
     written = {name: param(name) for name in WRITTEN}
-    return {
+    built: dict[str, Any] = {
         "get": select(*columns).where(key == param("id")),
         "create": insert(table).values(**written).returning(*columns),
         "list": select(*columns)
         .where(key > bindparam("after", type_=key.type))
         .order_by(key)
         .limit(bindparam("limit")),
-        "update": update(table)
-        .where(key == param("id"))
-        .values(**{name: func.coalesce(value, table.c[name]) for name, value in written.items()})
-        .returning(*columns),
         "delete": delete(table).where(key == param("id")).returning(key),
     }
+    for sent in updatable_sets():
+        built[update_statement(sent)] = (
+            update(table)
+            .where(key == param("id"))
+            .values(**{name: written[name] for name in sent})
+            .returning(*columns)
+        )
+    return built
+
+
+def updatable_sets() -> list[tuple[str, ...]]:
+    """Every non-empty set of written columns, each in WRITTEN's order."""
+    return [sent for size in range(1, len(WRITTEN) + 1) for sent in combinations(WRITTEN, size)]
 
 
 def compile_for(dialect: Dialect, table: Table = users) -> dict[str, dict[str, Any]]:

@@ -6,10 +6,9 @@ one round trip per request, no BEGIN/COMMIT around it. PostgreSQL goes through a
 (its prepared-statement cache makes each statement a single Bind/Execute); SQLite through one
 aiosqlite connection per worker. Rows are mapped by column name.
 
-Failures are named for what they are, and the app answers each its own way:
-`EmailTaken` (409, from the unique constraint, not a racy pre-check), `Unavailable` (503 with
-Retry-After: the database is not there right now), `StorageFull` (507: the database's disk is
-full, retrying soon will not help), `SchemaNotMigrated` (503: the table is missing).
+A taken email is `EmailTaken` (409, from the unique constraint, not a racy pre-check). Every
+failure of the database is a `DatabaseFailure` naming its cause (service/failures.py), with the
+driver's message redacted; an error of the SQL or its arguments (a bug) is left as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import random
 import sqlite3
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from alembic_prestart.db.url import DatabaseURL
 
 from service import sql
+from service.failures import Cause, Redactor, asyncpg_failure, failure, sqlite_cause
 from service.settings import Settings
 
 APPLICATION_NAME = "service"
@@ -56,16 +57,10 @@ def statements(dialect: str) -> dict[str, Statement]:
     }
 
 
-class Unavailable(Exception):
-    """The database cannot be reached or gave up; the request may succeed later."""
-
-
-class StorageFull(Exception):
-    """The database has no room left to write (SQLite SQLITE_FULL, PostgreSQL 53100)."""
-
-
-class SchemaNotMigrated(Exception):
-    """A table the code needs does not exist: the schema is behind the code."""
+def update_statement(columns: Iterable[str]) -> str:
+    """The name of the UPDATE that sets exactly these columns: service/statements.py compiles
+    one for each set of columns a PATCH may send, so the SET list is what was sent."""
+    return "update:" + ",".join(sorted(columns))
 
 
 class EmailTaken(Exception):
@@ -79,8 +74,9 @@ class UserStore(ABC):
     async def _fetch(
         self, statement: str, params: dict[str, Any], *, idempotent: bool
     ) -> list[User]:
-        """The rows of one statement as dicts keyed by column name; the errors above.
-        `idempotent` statements may be retried on a connection the server dropped."""
+        """The rows of one statement as dicts keyed by column name; EmailTaken or a
+        DatabaseFailure. `idempotent` statements may be retried on a connection the server
+        dropped."""
 
     @abstractmethod
     async def _versions(self) -> list[str]: ...
@@ -92,16 +88,19 @@ class UserStore(ABC):
         rows = await self._fetch("get", {"id": user_id}, idempotent=True)
         return rows[0] if rows else None
 
-    async def create(self, name: str, email: str) -> User:
-        params = {"name": name, "email": email}
-        return (await self._fetch("create", params, idempotent=False))[0]
+    async def create(self, values: Mapping[str, Any]) -> User:
+        """Insert a user; `values` holds every written column (service/statements.py WRITTEN)."""
+        return (await self._fetch("create", dict(values), idempotent=False))[0]
 
     async def list(self, after: int, limit: int) -> list[User]:
         return await self._fetch("list", {"after": after, "limit": limit}, idempotent=True)
 
-    async def update(self, user_id: int, name: str | None, email: str | None) -> User | None:
-        params = {"id": user_id, "name": name, "email": email}
-        rows = await self._fetch("update", params, idempotent=False)
+    async def update(self, user_id: int, changes: Mapping[str, Any]) -> User | None:
+        """Set the columns in `changes` (None sets NULL) and no other; None if no such user."""
+        if not changes:
+            return await self.get(user_id)
+        params = {**changes, "id": user_id}
+        rows = await self._fetch(update_statement(changes), params, idempotent=False)
         return rows[0] if rows else None
 
     async def delete(self, user_id: int) -> bool:
@@ -150,17 +149,15 @@ class PostgresStore(UserStore):
         }
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        # The errors that mean the server or the connection is gone or full, not that the
-        # query is bad: connection exceptions (class 08), too many connections and other
-        # resource limits (53, but disk_full 53100 is StorageFull), shutdown and starting up
-        # (57P), network errors and timeouts.
-        self._connection_errors = (
-            OSError,
-            TimeoutError,
+        self._redact = Redactor(settings.url.url)
+        # After one of these the connection is in doubt (broken, or its protocol state
+        # confused, as asyncpg's InternalClientError during a fast server stop): it is closed
+        # rather than handed to the next request.
+        self._breaking_errors = (
+            OSError,  # TimeoutError included
             asyncpg.PostgresConnectionError,
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.InsufficientResourcesError,
-            asyncpg.OperatorInterventionError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
         )
 
     async def _get_pool(self) -> Any:
@@ -181,39 +178,37 @@ class PostgresStore(UserStore):
         return [row["version_num"] for row in await self._run(VERSIONS_SQL, (), idempotent=True)]
 
     async def _run(self, query: str, args: tuple[Any, ...], *, idempotent: bool) -> list[Any]:
-        asyncpg = self._asyncpg
         # A read that met a connection the server had dropped (a restart) is retried once on a
         # fresh connection, so a recovered database answers at once instead of with a 503.
         # Timeouts are not retried: that would double the wait on a server that hangs.
         for attempt in (1, 2):
+            connected = False
             try:
                 pool = await self._get_pool()
                 # No acquire timeout of its own: connecting is bounded by `timeout`, a query by
                 # `command_timeout`, and an asyncio timeout per request costs measurable time.
                 async with pool.acquire() as connection:
-                    rows: list[Any] = await connection.fetch(query, *args)
+                    connected = True
+                    try:
+                        rows: list[Any] = await connection.fetch(query, *args)
+                    except self._breaking_errors:
+                        connection.terminate()
+                        raise
                     return rows
-            except asyncpg.UniqueViolationError:
+            except self._asyncpg.UniqueViolationError:
                 raise EmailTaken from None
-            except asyncpg.DiskFullError as error:
-                raise StorageFull(f"{error.sqlstate} {error}") from None
-            except asyncpg.UndefinedTableError as error:
-                raise SchemaNotMigrated(f"{error.sqlstate} {error}") from None
-            except asyncpg.ConnectionDoesNotExistError as error:
-                if attempt == 2 or not idempotent:
-                    raise Unavailable(type(error).__name__) from None
-            except self._connection_errors as error:
-                raise Unavailable(_describe(error)) from None
+            except Exception as error:
+                found = asyncpg_failure(error, connected=connected, redact=self._redact)
+                if found is None:
+                    raise  # the SQL or its arguments: a bug, with its traceback
+                if found.cause is Cause.CONNECTION_LOST and idempotent and attempt == 1:
+                    continue
+                raise found from None
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._pool is not None:
             await asyncio.wait_for(self._pool.close(), self._timeout)
-
-
-def _describe(error: BaseException) -> str:
-    sqlstate = getattr(error, "sqlstate", None)
-    return f"{type(error).__name__}" + (f" {sqlstate}" if sqlstate else "") + f": {error}"
 
 
 class SqliteStore(UserStore):
@@ -281,22 +276,25 @@ class SqliteStore(UserStore):
         while True:
             try:
                 return list(await self._connection.execute_fetchall(query, args))
-            except sqlite3.IntegrityError:
-                raise EmailTaken from None
-            except sqlite3.OperationalError as error:
-                code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-                if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            except sqlite3.IntegrityError as error:
+                if getattr(error, "sqlite_errorcode", 0) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+                    raise EmailTaken from None
+                raise  # NOT NULL or CHECK: the request validation let through a bad value
+            except sqlite3.Error as error:
+                cause = sqlite_cause(error)
+                if cause is None:
+                    raise  # the SQL or its arguments: a bug, with its traceback
+                detail = f"{getattr(error, 'sqlite_errorname', type(error).__name__)}: {error}"
+                if cause is Cause.BUSY:
                     if time.monotonic() < deadline:
                         await asyncio.sleep(random.uniform(*self.RETRY_PAUSE_SECONDS))
                         continue
-                    raise Unavailable(f"{error} for {self._timeout:g} s") from None
-                if code == sqlite3.SQLITE_FULL:
-                    raise StorageFull(f"SQLITE_FULL: {error}") from None
-                if str(error).startswith("no such table"):
-                    raise SchemaNotMigrated(str(error)) from None
-                raise Unavailable(
-                    f"{getattr(error, 'sqlite_errorname', 'SQLITE')}: {error}"
-                ) from None
+                    detail += f" for {self._timeout:g} s"
+                raise failure(cause, detail) from None
+            except ValueError as error:
+                if str(error) not in ("Connection closed", "no active connection"):
+                    raise  # not aiosqlite saying the store is closed
+                raise failure(Cause.CONNECTION_LOST, "the SQLite connection is closed") from None
 
     async def close(self) -> None:
         await self._connection.close()

@@ -33,4 +33,7 @@ users = Table(
         nullable=False,
         server_default=text("CURRENT_TIMESTAMP"),
     ),
+    # Ids are never reused. PostgreSQL's sequence never goes back; SQLite without AUTOINCREMENT
+    # hands out max(id) + 1, which is a deleted user's id again when the newest was deleted.
+    sqlite_autoincrement=True,
 )

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes."""
+"""The root, and the liveness and readiness probes."""
 
 import asyncio
 import logging
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.dependencies import StoreDep
-from service.store import SchemaNotMigrated
+from service.failures import DatabaseFailure, SchemaNotMigrated
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("service.health")
@@ -50,6 +50,22 @@ def schema_state(
     return SchemaState.DIVERGED
 
 
+# The root exists so that a client (or a probe) asking for it gets a 200, not a 404: the
+# launcher's systemd readiness watcher asks for `/` once per start (any answer means up), and
+# its access-log line was a 404 on every start.
+@router.head("/", include_in_schema=False)
+@router.get("/")
+async def index() -> dict[str, str]:
+    """Name the service and where its documents and probes are; never touches the database."""
+    return {
+        "service": "users",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/healthz",
+        "readiness": "/readyz",
+    }
+
+
 # HEAD too, as load balancers often probe with it (left out of the OpenAPI document, whose
 # operations are the GETs).
 @router.head("/healthz", include_in_schema=False)
@@ -71,8 +87,10 @@ async def readyz(request: Request, store: StoreDep) -> JSONResponse:
             current = await store.schema_versions()
     except SchemaNotMigrated:  # not even Alembic's version table
         current = set()
-    except Exception as error:
-        return _not_ready("database", f"{type(error).__name__}: {error}")
+    except DatabaseFailure as error:  # its text is redacted
+        return _not_ready(f"database {error.cause}", str(error))
+    except TimeoutError:
+        return _not_ready("database timed out", f"no answer in {READINESS_TIMEOUT_SECONDS:g} s")
     state = request.app.state
     heads = state.migration_heads
     if current == set(heads):  # the usual answer, without reading the revision files

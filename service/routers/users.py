@@ -90,7 +90,7 @@ def _email_taken() -> HTTPException:
 async def create_user(body: UserCreate, store: StoreDep) -> dict[str, Any]:
     """Create a user."""
     try:
-        return await store.create(body.name, str(body.email))
+        return await store.create(body.model_dump())
     except EmailTaken:
         raise _email_taken() from None
 
@@ -123,10 +123,9 @@ async def get_user(user_id: UserId, store: StoreDep) -> dict[str, Any]:
     operation_id="update_user",
 )
 async def update_user(user_id: UserId, body: UserUpdate, store: StoreDep) -> dict[str, Any]:
-    """Change a user's name or email."""
-    email = str(body.email) if body.email is not None else None
+    """Change the fields sent (null clears a nullable field); keep the others."""
     try:
-        user = await store.update(user_id, body.name, email)
+        user = await store.update(user_id, body.model_dump(exclude_unset=True))
     except EmailTaken:
         raise _email_taken() from None
     if user is None:

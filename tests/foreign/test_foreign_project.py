@@ -262,7 +262,7 @@ def test_bare_alembic_waits_for_a_migrating_launcher(
     blocked = _bare_alembic(foreign, postgres_url.url, MIGRATION_TIMEOUT="1")
     assert launcher.wait() == 0, launcher.output
     [failed] = _failed_lines(blocked)
-    assert "'supervisor migrating pid=" in failed, failed
+    assert "'alembic-prestart migrating pid=" in failed, failed
     assert _versions(foreign, postgres_url.url) == [revision]
 
 

@@ -10,7 +10,14 @@ import asyncpg
 import pytest
 
 from tests.support import postgres
-from tests.support.processes import Launcher, all_pids, cmdline, group_processes, launcher_env
+from tests.support.processes import (
+    Launcher,
+    all_pids,
+    cmdline,
+    group_processes,
+    launcher_env,
+    wait_for_output,
+)
 from tests.support.project import free_port
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
@@ -61,7 +68,7 @@ def test_eight_launchers_migrate_once_and_all_serve(
     assert "waiting for the migration lock" in joined
     # The launchers hold the lock themselves: one alembic child ran, under its parent's lock.
     assert joined.count("held for this run by pid") == 1
-    assert "('supervisor lock pid=" in joined or "('supervisor migrating pid=" in joined
+    assert "('alembic-prestart lock pid=" in joined or "('alembic-prestart migrating pid=" in joined
     assert joined.count("migrating to head (alembic upgrade head)") == 1
     assert applied_versions(postgres_url) == ["0002"]
 
@@ -198,3 +205,64 @@ def test_create_index_concurrently_while_others_wait(
     )
     assert "ix_users_name" in {row[0] for row in indexes}
     assert applied_versions(postgres_url) == ["0002"]
+
+
+def test_an_idle_session_timeout_cannot_take_the_lock_mid_migration(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """With idle_session_timeout = 3s and a 10 s revision, two launchers: the revision runs
+    once, the database ends at head, and neither claims work it did not do."""
+    database = postgres_url.database
+    postgres.execute(postgres_url, f"ALTER DATABASE \"{database}\" SET idle_session_timeout = '3s'")
+    add_revision(
+        project_copy,
+        "0002",
+        HEAD,
+        """
+        op.execute("CREATE TABLE test_app.slow_once (id int)")
+        op.execute("SELECT pg_sleep(10)")
+    """,
+    )
+    first = Launcher(
+        ["migrate"], env=launcher_env(postgres_url), root=project_copy, log_path=tmp_path / "a"
+    )
+    wait_for_output(first, "-> 0002")
+    second = Launcher(
+        ["migrate"], env=launcher_env(postgres_url), root=project_copy, log_path=tmp_path / "b"
+    )
+    assert first.wait(timeout=60) == 0, first.output
+    assert second.wait(timeout=60) == 0, second.output
+    assert "-> 0002" not in second.output, second.output
+    assert "already at head" in second.output
+    assert first.output.count("-> 0002") == 1
+    assert applied_versions(postgres_url) == ["0002"]
+
+
+def test_a_lost_lock_stops_the_migration_before_its_next_statement(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """The launcher's lock session killed mid-migration: the child stops before its next
+    statement, exit 3 naming the lost lock, and the revision is not recorded."""
+    add_revision(
+        project_copy,
+        "0002",
+        HEAD,
+        """
+        op.execute("SELECT pg_sleep(3)")
+        op.execute("CREATE TABLE test_app.after_the_loss (id int)")
+    """,
+    )
+    launcher = Launcher(
+        ["migrate"], env=launcher_env(postgres_url), root=project_copy, log_path=tmp_path / "a"
+    )
+    wait_for_output(launcher, "-> 0002")
+    postgres.execute(
+        postgres_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name LIKE 'alembic-prestart migrating%'",
+    )
+    assert launcher.wait(timeout=60) == 3, launcher.output
+    assert "the migration lock was lost" in launcher.output
+    assert applied_versions(postgres_url) != ["0002"]
+    tables = postgres.fetch(postgres_url, "SELECT to_regclass('test_app.after_the_loss')::text")
+    assert tables[0][0] is None

@@ -109,3 +109,11 @@ def test_probes_answer_head_and_405_names_the_allowed_methods(client: TestClient
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
     assert client.post("/healthz").headers["allow"] == "GET, HEAD"
+
+
+def test_root_is_200_without_the_database(client: TestClient) -> None:
+    """GET and HEAD / answer 200 (the readiness watcher's probe is no 404), naming the docs."""
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.json()["docs"] == "/docs"
+    assert client.head("/").status_code == 200

@@ -18,9 +18,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from service.dependencies import get_store
+from service.failures import SchemaNotMigrated, StorageFull, Unavailable
 from service.main import create_app
 from service.settings import get_settings
-from service.store import EmailTaken, SchemaNotMigrated, StorageFull, Unavailable
+from service.store import EmailTaken
 from tests.support.urls import DatabaseURL
 
 SECRET = "argon2id$not-for-clients"
@@ -45,8 +46,8 @@ class ScriptedStore:
     async def get(self, user_id: int) -> dict | None:
         return await self._answer("get", id=user_id, name="Ada", email="ada@example.com")
 
-    async def create(self, name: str, email: str) -> dict:
-        return await self._answer("create", id=7, name=name, email=email)
+    async def create(self, values: dict) -> dict:
+        return await self._answer("create", id=7, **values)
 
 
 GET_CASES = [

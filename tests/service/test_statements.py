@@ -1,5 +1,6 @@
 """The store's SQL derives from service/tables.py: the table and the store cannot disagree."""
 
+import itertools
 import json
 import re
 
@@ -7,8 +8,10 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table
 
 from service import sql
+from service.main import create_app
+from service.schemas import UserCreate, UserUpdate
 from service.statements import WRITTEN, compile_all
-from service.store import statements
+from service.store import statements, update_statement
 from service.tables import users
 
 DIALECTS = ["postgresql", "sqlite"]
@@ -40,14 +43,14 @@ def test_a_column_added_to_the_table_but_not_to_the_store_is_caught() -> None:
     compiled = json.loads(json.dumps(compile_all(_with_extra_column(nullable=True))))
     assert compiled["STATEMENTS"] != sql.STATEMENTS
     for dialect in DIALECTS:
-        for name in ("get", "list", "create", "update"):
+        for name in ("get", "list", "create", update_statement(WRITTEN)):
             assert _selected(compiled["STATEMENTS"][dialect][name]["sql"])[-1] == "test_only_column"
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_every_statement_reads_every_column_of_the_table(dialect: str) -> None:
     """get, list, create and update select or return exactly the table's columns."""
-    for name in ("get", "list", "create", "update"):
+    for name in ("get", "list", "create", update_statement(WRITTEN)):
         selected = _selected(statements(dialect)[name].sql)
         assert selected == [c.name for c in users.c], name
 
@@ -77,6 +80,45 @@ def test_a_required_column_the_store_does_not_write_is_caught() -> None:
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_parameters_are_bound_by_name(dialect: str) -> None:
     """Positional arguments come from named parameters, in the order the SQL wants them."""
-    update = statements(dialect)["update"]
+    update = statements(dialect)[update_statement(["name", "email"])]
     args = update.args({"id": 5, "name": "Ada", "email": None})
     assert dict(zip(update.names, args, strict=True)) == {"id": 5, "name": "Ada", "email": None}
+
+
+def _set_columns(sql: str) -> list[str]:
+    """The columns an UPDATE's SET list names, in order."""
+    match = re.search(r"\bSET (.+?) WHERE", sql, re.DOTALL)
+    assert match, sql
+    return [item.split("=")[0].strip() for item in match.group(1).split(",")]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_each_patch_sets_exactly_the_fields_sent(dialect: str) -> None:
+    """Every set of written columns has an UPDATE setting those alone, to the value sent
+    (null included: no coalesce keeping the old value)."""
+    compiled = statements(dialect)
+    for size in range(1, len(WRITTEN) + 1):
+        for sent in itertools.combinations(WRITTEN, size):
+            update = compiled[update_statement(sent)]
+            assert sorted(_set_columns(update.sql)) == sorted(sent), update.sql
+            assert set(update.names) == {*sent, "id"}
+            assert "coalesce" not in update.sql.lower()
+    updates = [name for name in compiled if name.startswith("update")]
+    assert len(updates) == 2 ** len(WRITTEN) - 1
+
+
+def test_patch_and_post_fields_are_the_written_columns() -> None:
+    """What POST and PATCH accept is what the store writes (WRITTEN), no more, no less."""
+    assert set(UserCreate.model_fields) == set(WRITTEN)
+    assert set(UserUpdate.model_fields) == set(WRITTEN)
+
+
+def test_the_openapi_document_says_which_patch_fields_are_nullable() -> None:
+    """A PATCH field accepts null in the document exactly where its column is nullable."""
+    document = create_app().openapi()
+    properties = document["components"]["schemas"]["UserUpdate"]["properties"]
+    for name, field in properties.items():
+        variants = field.get("anyOf", [field])
+        documented_nullable = any(variant.get("type") == "null" for variant in variants)
+        assert documented_nullable == users.c[name].nullable, name
+        assert "default" not in field, f"{name}: left out means unchanged, not a default"

@@ -103,3 +103,49 @@ def test_errors_are_json(client: TestClient) -> None:
     ):
         assert response.headers["content-type"].startswith("application/json")
         assert "Traceback" not in response.text
+
+
+def test_emails_that_normalise_alike_are_one_user(client: TestClient) -> None:
+    """Role-account spellings (INFO@, info@, Info@Example.com) are one user: 201, then 409s."""
+    user = _create(client, "Info", "INFO@example.com")
+    assert user["email"] == "info@example.com"
+    for spelling in ("info@example.com", "Info@Example.com"):
+        response = client.post("/users", json={"name": "Other", "email": spelling})
+        assert response.status_code == 409, (spelling, response.text)
+    other = _create(client, "Bob", "bob@example.com")
+    taken = client.patch(f"/users/{other['id']}", json={"email": "INFO@EXAMPLE.COM"})
+    assert taken.status_code == 409
+
+
+def test_local_parts_keep_their_case_outside_role_accounts(client: TestClient) -> None:
+    """Ada@ and ada@ are two addresses (email-validator keeps the local part's case)."""
+    assert _create(client, "A", "Ada@Example.com")["email"] == "Ada@example.com"
+    assert _create(client, "B", "ada@example.com")["email"] == "ada@example.com"
+
+
+def test_patch_null_for_a_not_null_field_is_422_and_changes_nothing(client: TestClient) -> None:
+    """{"name": null} and {"email": null} are refused (the columns are NOT NULL), not ignored."""
+    user = _create(client)
+    for body in ({"name": None}, {"email": None}, {"name": "Grace", "email": None}):
+        response = client.patch(f"/users/{user['id']}", json=body)
+        assert response.status_code == 422, (body, response.text)
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", next(k for k, v in body.items() if v is None)]
+    assert client.get(f"/users/{user['id']}").json() == user
+
+
+def test_patch_leaves_the_fields_left_out_alone(client: TestClient) -> None:
+    """A field left out keeps its value; an empty PATCH answers the user unchanged (or 404)."""
+    user = _create(client)
+    changed = client.patch(f"/users/{user['id']}", json={"email": "grace@example.com"}).json()
+    assert changed == {**user, "email": "grace@example.com"}
+    assert client.patch(f"/users/{user['id']}", json={}).json() == changed
+    assert client.patch("/users/999999", json={}).status_code == 404
+
+
+def test_ids_are_never_reused_after_deleting_the_newest(client: TestClient) -> None:
+    """Deleting the user with the highest id, then creating one, gives a new id."""
+    _create(client, "A", "a@example.com")
+    newest = _create(client, "B", "b@example.com")
+    assert client.delete(f"/users/{newest['id']}").status_code == 204
+    assert _create(client, "C", "c@example.com")["id"] > newest["id"]

@@ -1,32 +1,62 @@
-"""The launcher behind supervisor.py: wait for the database, migrate in a child, exec uvicorn.
+"""alembic-prestart: wait for the database, migrate in an Alembic child, then exec uvicorn.
 
 Imports only the standard library and click at start-up; a database driver is imported lazily.
 
-Public API, for a project's migrations/env.py (see launcher/env_lock.py)::
+The public API, for a project's migrations/env.py::
 
-    from alembic_prestart import migration_lock, async_migration_lock
+    from alembic_prestart import create_async_engine, async_migration_lock, offline_url
+    # or, for Alembic's sync `generic` template:
+    from alembic_prestart import create_engine, migration_lock, offline_url
 
-and for an app's readiness check, `code_revisions(alembic_ini)`: the code's heads and known
+`create_engine` / `create_async_engine` read DATABASE_URL the launcher's way (libpq's rules,
+`postgres://`, `?sslmode=`, PG* variables, SQLite paths from the alembic.ini's folder);
+`offline_url` is the dialect for `--sql`; `migration_lock` / `async_migration_lock` hold the
+migration lock, put the tables in DATABASE_SCHEMA and run the safety guard (see lock/env.py).
+For an app's readiness check, `code_revisions(alembic_ini)`: the code's heads and known
 revisions.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy attributes below resolve to, for type checkers
+    from alembic_prestart.db.engine import create_async_engine, create_engine, offline_url
     from alembic_prestart.lock.env import async_migration_lock, migration_lock
     from alembic_prestart.revisions.app import CodeRevisions, code_revisions
 
-__all__ = ["CodeRevisions", "async_migration_lock", "code_revisions", "migration_lock"]
+try:
+    __version__ = version("alembic-prestart")
+except PackageNotFoundError:  # pragma: no cover - run from a source tree without metadata
+    __version__ = "0+unknown"
+
+_LAZY = {
+    "async_migration_lock": "alembic_prestart.lock.env",
+    "migration_lock": "alembic_prestart.lock.env",
+    "create_engine": "alembic_prestart.db.engine",
+    "create_async_engine": "alembic_prestart.db.engine",
+    "offline_url": "alembic_prestart.db.engine",
+    "CodeRevisions": "alembic_prestart.revisions.app",
+    "code_revisions": "alembic_prestart.revisions.app",
+}
+
+__all__ = [
+    "CodeRevisions",
+    "__version__",
+    "async_migration_lock",
+    "code_revisions",
+    "create_async_engine",
+    "create_engine",
+    "migration_lock",
+    "offline_url",
+]
 
 
 def __getattr__(name: str) -> Any:
     # Lazily: the launcher's own start-up never pays for what only env.py or an app uses.
     import importlib
 
-    if name in ("async_migration_lock", "migration_lock"):
-        return getattr(importlib.import_module("alembic_prestart.lock.env"), name)
-    if name in ("CodeRevisions", "code_revisions"):
-        return getattr(importlib.import_module("alembic_prestart.revisions.app"), name)
-    raise AttributeError(f"module 'launcher' has no attribute {name!r}")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'alembic_prestart' has no attribute {name!r}")

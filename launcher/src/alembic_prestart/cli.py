@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 from click.core import ParameterSource
 
+from alembic_prestart import config
 from alembic_prestart.config import Settings
 from alembic_prestart.db.url import DatabaseURLError, parse_database_url, validate_schema
 from alembic_prestart.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
@@ -149,7 +150,7 @@ COMMON = [
         "--db-wait",
         envvar="DB_WAIT_TIMEOUT",
         type=click.FloatRange(min=0),
-        default=30.0,
+        default=config.DEFAULT_DB_WAIT,
         help="Seconds to wait for the database to accept connections (exit 69 after).",
     ),
     option(
@@ -172,15 +173,15 @@ MIGRATING = [
         "--migration-timeout",
         envvar="MIGRATION_TIMEOUT",
         type=POSITIVE_SECONDS,
-        default=600.0,
-        help="Seconds the migration (and the wait for its lock) may take before it is "
-        "stopped (exit 4).",
+        default=config.DEFAULT_MIGRATION_TIMEOUT,
+        help="One budget for the whole migration phase: the wait for the lock, the safety "
+        "analysis and the Alembic child together; past it the child is stopped (exit 4).",
     ),
     option(
         "--lock-timeout",
         envvar="MIGRATION_LOCK_TIMEOUT",
         type=POSITIVE_SECONDS,
-        default=10.0,
+        default=config.DEFAULT_LOCK_TIMEOUT,
         help="PostgreSQL lock_timeout for migration DDL, in seconds.",
     ),
     option(
@@ -193,8 +194,8 @@ MIGRATING = [
     option(
         "--lint",
         envvar="MIGRATION_LINT",
-        type=click.Choice(["warn", "strict", "off"]),
-        default="warn",
+        type=click.Choice(config.LINT_MODES),
+        default=config.DEFAULT_LINT,
         help="Safety analysis of pending DDL before it runs: warn, strict (refuse: exit 5), off.",
     ),
 ]
@@ -343,9 +344,7 @@ def _settings(options: dict[str, Any]) -> Settings:
             from alembic_prestart.errors import EXIT_APP_NOT_FOUND
 
             _fail(SupervisorError(f"cannot load the app: {problem}", EXIT_APP_NOT_FOUND))
-    return Settings(
-        database_url=url, schema=schema, alembic=alembic, log_timestamps=timestamps, **options
-    )
+    return Settings(database_url=url, schema=schema, alembic=alembic, **options)
 
 
 def _guard(action: Callable[[], int | None]) -> int:

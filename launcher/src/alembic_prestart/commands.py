@@ -1,36 +1,23 @@
-"""The launcher's three commands: serve, migrate and check."""
+"""The launcher's commands: serve, migrate, check and status."""
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from alembic_prestart.config import Settings
 from alembic_prestart.errors import (
-    EXIT_CANNOT_LISTEN,
     EXIT_MIGRATION_FAILED,
     EXIT_OK,
     EXIT_PENDING,
     SupervisorError,
 )
 from alembic_prestart.observe import logs, phases
-from alembic_prestart.process.signals import SignalState, capture_signals
+from alembic_prestart.process.serve import ensure_port_free, exec_uvicorn
+from alembic_prestart.process.signals import SignalState, capture_signals, stop_if_signalled
+from alembic_prestart.revisions.code import code_state
 from alembic_prestart.safety.check import check_pending
-from alembic_prestart.upgrade import (
-    already_at_head,
-    application_name,
-    static_graph,
-    stop_if_signalled,
-    upgrade_to_head,
-    wait_for,
-)
-
-QUERY_TIMEOUT_SECONDS = 120.0
+from alembic_prestart.upgrade import already_at_head, upgrade_to_head, wait_for
 
 
 def serve(settings: Settings) -> None:
@@ -66,37 +53,6 @@ def bring_to_head(settings: Settings, signals: SignalState) -> None:
             upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
     finally:
         state.close()
-
-
-@dataclass(frozen=True)
-class CodeState:
-    """What the code's revisions say of a database at `current`."""
-
-    heads: list[str]
-    pending: list[tuple[str, str, str | None]]  # (revision, message, file), in order
-    history: list[tuple[str, str]]  # (revision, message), oldest first
-    ahead: bool  # the database holds only revisions this code does not know
-
-
-def code_state(settings: Settings, signals: SignalState, current: tuple[str, ...]) -> CodeState:
-    """From the static graph when it is sure, else from Alembic itself, in a child."""
-    graph = static_graph(settings.alembic)
-    if graph is not None:
-        history = [(revision.id, revision.message) for revision in graph.chain()]
-        ahead = graph.is_ahead(current)
-        steps = [] if ahead else graph.pending(current)
-        if steps is not None:
-            pending: list[tuple[str, str, str | None]] = [
-                (step.id, step.message, str(step.path)) for step in steps
-            ]
-            return CodeState(list(graph.heads), pending, history, ahead)
-    answer = _ask_alembic(settings, signals, current)
-    return CodeState(
-        heads=answer["heads"],
-        pending=[(revision, doc, path) for revision, doc, path in answer["pending"]],
-        history=[(revision, doc) for revision, _downs, doc in answer["history"]],
-        ahead=answer["ahead"],
-    )
 
 
 def check(settings: Settings) -> int:
@@ -154,109 +110,3 @@ def status(settings: Settings) -> int:
         print(f"  {revision}  {mark:<8} {message}".rstrip())
     sys.stdout.flush()
     return EXIT_OK if not pending_ids else EXIT_PENDING
-
-
-def _ask_alembic(
-    settings: Settings, signals: SignalState, current: tuple[str, ...]
-) -> dict[str, Any]:
-    """The slow, authoritative answer: Alembic's own script directory, in a child."""
-    import json
-
-    from alembic_prestart.process.child import run_child
-
-    phases.enter(phases.CHECKING)
-    lines: list[str] = []
-    result = run_child(
-        [
-            settings.python,
-            "-m",
-            "alembic_prestart.revisions.query",
-            str(settings.alembic_ini),
-            *current,
-        ],
-        cwd=settings.project_root,
-        env=settings.child_environment(application_name("check")),
-        timeout=QUERY_TIMEOUT_SECONDS,
-        signals=signals,
-        log_format=settings.log_format,
-        on_line=lines.append,
-        what="the revision query",
-    )
-    stop_if_signalled(signals, "while checking")
-    if result.returncode != 0:
-        from alembic_prestart.process.diagnosis import diagnose
-
-        raise SupervisorError(
-            f"Alembic could not read the revisions (exit status {result.returncode}): "
-            f"{diagnose(result.tail)}",
-            EXIT_MIGRATION_FAILED,
-        )
-    answer: dict[str, Any] = json.loads(lines[-1])
-    return answer
-
-
-def ensure_port_free(host: str, port: int) -> None:
-    """Fail with a clear line now rather than let uvicorn die on its bind after the exec."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as error:
-        raise SupervisorError(
-            f"cannot listen on {host}:{port}: {error.strerror}", EXIT_CANNOT_LISTEN
-        ) from None
-    family, kind, proto, _name, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        # uvicorn binds with SO_REUSEADDR too: TIME_WAIT leftovers must not count as taken.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as error:
-            raise SupervisorError(
-                f"cannot listen on {host}:{port}: {error.strerror}", EXIT_CANNOT_LISTEN
-            ) from None
-
-
-def uvicorn_argv(
-    *,
-    python: str,
-    app: str,
-    host: str,
-    port: int,
-    workers: int,
-    app_dir: Path,
-    json_logs: bool = False,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """uvicorn's command line as the launcher execs it (the benchmarks run the same)."""
-    argv = [python, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
-    argv += ["--workers", str(workers), "--app-dir", str(app_dir)]
-    if json_logs:
-        argv += ["--log-config", str(logs.UVICORN_JSON_CONFIG)]
-    return argv + list(extra)
-
-
-def exec_uvicorn(settings: Settings) -> None:
-    argv = uvicorn_argv(
-        python=settings.python,
-        app=settings.app,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        app_dir=settings.project_root,
-        json_logs=settings.log_format == "json",
-        extra=settings.uvicorn_args,
-    )
-    logs.logger.info(
-        "starting uvicorn on %s:%s (%d worker%s)",
-        settings.host,
-        settings.port,
-        settings.workers,
-        "" if settings.workers == 1 else "s",
-    )
-    env = settings.child_environment(application_name("service"))
-    os.chdir(settings.project_root)  # relative paths the app reads resolve as the child's did
-    # The watcher reports READY=1 once uvicorn answers; uvicorn itself knows nothing of systemd.
-    env.pop("NOTIFY_SOCKET", None)
-    phases.notifier().start_readiness_watcher(settings.host, settings.port, os.getpid())
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(settings.python, argv, env)

@@ -7,53 +7,71 @@ On PostgreSQL the launcher holds the migration lock itself, on the session it wa
 when eight replicas start at once, the first migrates; the others wait on the lock, read the
 version again once it is theirs, and start no child at all when the work is done. The child is
 told which session holds the lock for it (MIGRATION_LOCK_HOLDER, the session's server pid) and
-checks in pg_locks that this very session holds it. The session dies with the launcher, so a
-crash never leaves the lock behind. SQLite: env.py takes the file lock itself.
+checks in pg_locks, before each statement, that this very session still holds it. The launcher
+keeps that session from idling out and proves every second that it still holds the lock; a lost
+lock stops the child. The session dies with the launcher, so a crash never leaves the lock
+behind. SQLite: env.py takes the file lock itself.
+
+`--migration-timeout` is one budget for the whole phase: the wait for the lock, the safety
+analysis and the child share one deadline. After the child, the launcher reads the version
+table back where it looks, and says "at head" only when it read head there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import signal
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from alembic_prestart.config import Settings
+from alembic_prestart.config import Settings, application_name
 from alembic_prestart.db.session import Interrupted, PostgresSession, RetryableError
 from alembic_prestart.db.wait import DatabaseState, wait_for_database
 from alembic_prestart.errors import (
+    EXIT_CONFIG,
     EXIT_DATABASE_UNAVAILABLE,
     EXIT_MIGRATION_FAILED,
     EXIT_MIGRATION_TIMEOUT,
+    EXIT_UNSAFE_MIGRATION,
     SupervisorError,
     exit_code_for_signal,
 )
 from alembic_prestart.lock.core import (
-    LOCK_HOLDER_ENV,
+    CHECK_EVERY_SECONDS,
+    POOLER_HINT,
     LockTimeout,
     Waiting,
     acquire_postgres,
     advisory_lock_key,
+    held_by_sql,
+    keep_alive_sql,
 )
 from alembic_prestart.observe import logs, phases
-from alembic_prestart.process.signals import SignalState
-from alembic_prestart.revisions.config import AlembicConfig
-from alembic_prestart.revisions.graph import Revision, RevisionGraph, read_revision_graph
-from alembic_prestart.safety.check import check_pending
+from alembic_prestart.process.signals import SignalState, stop_if_signalled
+from alembic_prestart.revisions.code import code_state, static_graph
+from alembic_prestart.revisions.graph import Revision
+from alembic_prestart.safety.check import GuardHandshake
 
 if TYPE_CHECKING:
     from alembic_prestart.process.child import ChildResult
 
+T = TypeVar("T")
+LOCK_CHECK_TIMEOUT_SECONDS = 5.0
 
-def application_name(role: str) -> str:
-    return f"supervisor {role} pid={os.getpid()}"
 
+class Budget:
+    """One deadline for the whole migration phase (--migration-timeout)."""
 
-def stop_if_signalled(signals: SignalState, during: str) -> None:
-    if signals.received is not None:
-        name = signal.Signals(signals.received).name
-        raise SupervisorError(f"stopped by {name} {during}", exit_code_for_signal(signals.received))
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        # The same instant on the wall clock, for the child (another process's monotonic
+        # clock is not ours to compare with).
+        self.wall_deadline = time.time() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
 
 
 def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
@@ -73,12 +91,6 @@ def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
     stop_if_signalled(signals, "while waiting for the database")
     assert state is not None  # None only when a signal came, which stopped us above
     return state
-
-
-@functools.cache
-def static_graph(config: AlembicConfig) -> RevisionGraph | None:
-    """The static revision graph, read once per run (so stepping aside is said once)."""
-    return read_revision_graph(config)
 
 
 def pending_revisions(
@@ -113,6 +125,14 @@ def already_at_head(settings: Settings, state: DatabaseState) -> bool:
     return False
 
 
+def guarded(session_call: Callable[[], T], during: str, exit_code: int) -> T:
+    """One query of the launcher's: losing the server is the documented exit, never a bug."""
+    try:
+        return session_call()
+    except RetryableError as error:
+        raise SupervisorError(f"lost the database {during}: {error}", exit_code) from None
+
+
 def upgrade_to_head(
     settings: Settings, signals: SignalState, state: DatabaseState, *, recheck: bool
 ) -> None:
@@ -120,45 +140,60 @@ def upgrade_to_head(
     into a SupervisorError. With `recheck`, no child starts if, once the lock is ours, the
     database turns out to be at head already (another replica did the work)."""
     phases.enter(phases.MIGRATING)
+    budget = Budget(settings.migration_timeout)
     session = state.session
-    if session is not None and not _take_lock(session, settings, signals):
-        stop_if_signalled(signals, "while waiting for the migration lock")
+    key: int | None = None
+    if session is not None:
+        key = _take_lock(session, settings, signals, budget)
+        if key is None:
+            stop_if_signalled(signals, "while waiting for the migration lock")
+            raise AssertionError("the lock wait ended without the lock or a signal")
+        _keep_lock(session, key)
     versions = state.versions
     if session is not None:
-        try:
-            versions = session.versions(settings.schema)
-        except RetryableError as error:
-            raise SupervisorError(
-                f"lost the database while holding the migration lock: {error}",
-                EXIT_DATABASE_UNAVAILABLE,
-            ) from None
+        versions = guarded(
+            lambda: session.versions(settings.schema),
+            "while holding the migration lock",
+            EXIT_DATABASE_UNAVAILABLE,
+        )
         if recheck and already_at_head(settings, DatabaseState(versions=versions)):
             return
     planned = pending_revisions(settings, versions)
-    if planned != []:  # nothing to analyse when the graph proves nothing is pending
-        files = {revision.id: revision.path for revision in planned or []}
-        check_pending(settings, versions or (), session, files, signals)
-        stop_if_signalled(signals, "before the migration")
     if session is not None:
         # Whoever waits for the lock sees that its holder is migrating, not idle.
-        session.fetch(
-            "SELECT set_config('application_name', $1, false)", application_name("migrating")
+        guarded(
+            lambda: session.fetch(
+                "SELECT set_config('application_name', $1, false)", application_name("migrating")
+            ),
+            "while holding the migration lock",
+            EXIT_DATABASE_UNAVAILABLE,
         )
     _run_alembic(
         settings,
         signals,
-        lock_holder=session.backend_pid if session else None,
+        budget,
+        lock=(session, key) if session is not None and key is not None else None,
         planned=[revision.id for revision in planned] if planned is not None else None,
     )
-    logs.logger.info("migrations applied: schema at head")
+    at = confirm_at_head(settings, signals, session)
+    logs.logger.info("migrations applied: schema at head (%s)", at)
 
 
-def _take_lock(session: PostgresSession, settings: Settings, signals: SignalState) -> bool:
-    database = str(session.fetchval("SELECT current_database()"))
+def _take_lock(
+    session: PostgresSession, settings: Settings, signals: SignalState, budget: Budget
+) -> int | None:
+    """The lock's key once it is ours; None when a signal came first."""
+    database = str(
+        guarded(
+            lambda: session.fetchval("SELECT current_database()"),
+            "before taking the migration lock",
+            EXIT_DATABASE_UNAVAILABLE,
+        )
+    )
     key = advisory_lock_key(database, settings.schema)
-    waiting = Waiting(f"schema {settings.schema}", settings.migration_timeout, logs.logger)
+    waiting = Waiting(f"schema {settings.schema}", budget.remaining(), logs.logger)
     try:
-        return acquire_postgres(
+        taken = acquire_postgres(
             session.fetch, key, waiting, should_stop=lambda: signals.received is not None
         )
     except LockTimeout as error:
@@ -166,25 +201,79 @@ def _take_lock(session: PostgresSession, settings: Settings, signals: SignalStat
             f"{error} (--migration-timeout); the server was not started", EXIT_MIGRATION_TIMEOUT
         ) from None
     except Interrupted:
-        return False
+        return None
     except RetryableError as error:
         raise SupervisorError(
             f"lost the database while waiting for the migration lock: {error}",
             EXIT_DATABASE_UNAVAILABLE,
         ) from None
+    return key if taken else None
+
+
+def _keep_lock(session: PostgresSession, key: int) -> None:
+    """Keep the lock's session from being closed while the child migrates, and make sure the
+    lock is really this session's (a transaction-pooling proxy would have lent another)."""
+    during = "while holding the migration lock"
+    version = int(
+        guarded(
+            lambda: session.fetchval("SELECT current_setting('server_version_num')"),
+            during,
+            EXIT_DATABASE_UNAVAILABLE,
+        )
+    )
+    for statement in keep_alive_sql(version):
+        guarded(lambda s=statement: session.fetch(s), during, EXIT_DATABASE_UNAVAILABLE)  # type: ignore[misc]
+    held = guarded(
+        lambda: session.fetchval(held_by_sql(key, session.backend_pid)),
+        during,
+        EXIT_DATABASE_UNAVAILABLE,
+    )
+    if not held:
+        raise SupervisorError(
+            f"configuration error: the migration lock was granted, but not to this session: "
+            f"{POOLER_HINT}",
+            EXIT_CONFIG,
+        )
+
+
+class LockWatch:
+    """While the child runs: prove now and then that the launcher's session holds the lock."""
+
+    def __init__(self, session: PostgresSession, key: int) -> None:
+        self.session = session
+        self.key = key
+        self._last = time.monotonic()
+
+    def check(self) -> str | None:
+        """None while the lock is held; else why the migration must stop."""
+        now = time.monotonic()
+        if now - self._last < CHECK_EVERY_SECONDS:
+            return None
+        self._last = now
+        try:
+            held = self.session.fetchval(
+                held_by_sql(self.key, self.session.backend_pid),
+                timeout=LOCK_CHECK_TIMEOUT_SECONDS,
+            )
+        except Interrupted:
+            return None  # the child run answers the signal itself
+        except RetryableError as error:
+            return f"the migration lock was lost with its session ({error})"
+        if not held:
+            return "the migration lock is no longer held by the launcher's session"
+        return None
 
 
 def _run_alembic(
     settings: Settings,
     signals: SignalState,
+    budget: Budget,
     *,
-    lock_holder: int | None,
+    lock: tuple[PostgresSession, int] | None,
     planned: list[str] | None,
 ) -> None:
     from alembic_prestart.observe.progress import MigrationProgress
-    from alembic_prestart.process.child import (
-        run_child,  # subprocess and selectors: only when migrating
-    )
+    from alembic_prestart.process.child import run_child  # subprocess, selectors: when migrating
 
     logs.logger.info("migrating to head (alembic upgrade head)")
     if settings.database_url.is_sqlite:
@@ -193,26 +282,105 @@ def _run_alembic(
         # folder we may not create is left for the child to report in its own words.
         with contextlib.suppress(OSError):
             settings.database_url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    env = settings.child_environment(application_name("migrate"))
-    if lock_holder is not None:
-        env[LOCK_HOLDER_ENV] = str(lock_holder)
+    env = settings.child_environment(
+        application_name("migrate"),
+        lock_holder=lock[0].backend_pid if lock else None,
+        deadline=budget.wall_deadline,
+    )
     argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
     progress = MigrationProgress(planned)
+    handshake = GuardHandshake(settings)
+    watch = LockWatch(*lock) if lock else None
+
+    def observe(line: str) -> None:
+        progress.observe(line)
+        handshake.observe(line)
+
+    def tick() -> str | None:
+        progress.tick()
+        return handshake.violation() or (watch.check() if watch else None)
+
     result = run_child(
         argv,
         cwd=settings.project_root,
         env=env,
-        timeout=settings.migration_timeout,
+        timeout=budget.remaining(),
         signals=signals,
         log_format=settings.log_format,
-        observe=progress.observe,
-        tick=progress.tick,
+        observe=observe,
+        tick=tick,
     )
-    if result.returncode == 0 and not result.timed_out and result.interrupted_by is None:
+    succeeded = (
+        result.returncode == 0
+        and not result.timed_out
+        and result.interrupted_by is None
+        and result.aborted is None
+    )
+    if succeeded:
         progress.finish_revision()
+        handshake.report()
     else:
         progress.abandon()
+    if handshake.refused or (handshake.missing and handshake.strict):
+        _raise_refusal(settings, signals, lock[0] if lock else None, result)
     _raise_for_result(result, settings)
+
+
+def _raise_refusal(
+    settings: Settings,
+    signals: SignalState,
+    session: PostgresSession | None,
+    result: ChildResult,
+) -> None:
+    """Strict analysis stopped the child: exit 5 (never 3), saying what was applied before."""
+    from alembic_prestart.safety.protocol import REFUSED
+
+    applied = "nothing"
+    if session is not None:
+        with contextlib.suppress(SupervisorError):
+            versions = guarded(
+                lambda: session.versions(settings.schema), "reading the version table", 0
+            )
+            applied = f"the database is at {', '.join(versions)}" if versions else "nothing"
+    refusal = next((line for line in reversed(result.tail) if REFUSED in line), None)
+    if refusal is not None:
+        reason = refusal[refusal.index(REFUSED) :]
+    else:
+        reason = result.aborted or "the migration guard is not installed in env.py"
+    raise SupervisorError(
+        f"{reason}; revisions applied before it: {applied}; the server was not started",
+        EXIT_UNSAFE_MIGRATION,
+    )
+
+
+def confirm_at_head(
+    settings: Settings, signals: SignalState, session: PostgresSession | None
+) -> str:
+    """Read the version table back where the launcher looks; its revisions when at head, or
+    exit 78 naming where the launcher looked (env.py wrote somewhere else)."""
+    from alembic_prestart.db.session import read_sqlite_versions
+
+    if session is not None:
+        versions = guarded(
+            lambda: session.versions(settings.schema),
+            "after the migration, reading the version table back",
+            EXIT_DATABASE_UNAVAILABLE,
+        )
+        where = f"{settings.schema}.alembic_version"
+    else:
+        versions = read_sqlite_versions(settings.database_url.sqlite_path)
+        where = f"alembic_version in {settings.database_url.sqlite_path}"
+    code = code_state(settings, signals, versions or ())
+    if versions and code.at_head:
+        return ", ".join(versions)
+    found = ", ".join(versions) if versions else "nothing" if versions is not None else "no table"
+    raise SupervisorError(
+        f"configuration error: the migration child succeeded, but {where} holds {found}, not "
+        f"the head ({', '.join(code.heads)}): env.py writes its version table somewhere else. "
+        "Point the launcher at it (--schema / DATABASE_SCHEMA), or make env.py write there "
+        "(version_table_schema, version_table, search_path)",
+        EXIT_CONFIG,
+    )
 
 
 def _raise_for_result(result: ChildResult, settings: Settings) -> None:
@@ -230,6 +398,12 @@ def _raise_for_result(result: ChildResult, settings: Settings) -> None:
             f"migration timed out after {settings.migration_timeout:g}s "
             "(--migration-timeout) and was stopped; the server was not started",
             EXIT_MIGRATION_TIMEOUT,
+        )
+    if result.aborted is not None:
+        raise SupervisorError(
+            f"migration stopped: {result.aborted}; another migrator may now take the lock, so "
+            "this one stopped before its next statement; the server was not started",
+            EXIT_MIGRATION_FAILED,
         )
     if result.returncode != 0:
         raise SupervisorError(

@@ -64,8 +64,20 @@ class DatabaseURL:
         return unquote(urlsplit(self.url).path[1:])
 
     def asyncpg_dsn(self) -> str:
-        """The same URL under the scheme asyncpg reads (SQLAlchemy's spelling dropped)."""
-        return "postgresql" + self.url[len(self.scheme) :] if self.is_postgres else self.url
+        """The same URL under the scheme asyncpg reads (SQLAlchemy's spelling dropped), with
+        libpq's meaning where asyncpg's reading differs: an empty database name
+        (`postgresql:///`, `postgresql://host/`) is no name, so PGDATABASE applies, as in psql.
+        """
+        if not self.is_postgres:
+            return self.url
+        dsn = "postgresql" + self.url[len(self.scheme) :]
+        parts = urlsplit(dsn)
+        if parts.path == "/":
+            # asyncpg would connect to a database named "" (the server then takes the user's
+            # name); libpq reads PGDATABASE first. Without a path asyncpg does the same.
+            dsn = f"postgresql://{parts.netloc}" + (f"?{parts.query}" if parts.query else "")
+            dsn += f"#{parts.fragment}" if parts.fragment else ""
+        return dsn
 
     def sqlalchemy_url(self) -> str:
         """The URL naming the async driver, for SQLAlchemy (SQLite: the absolute file)."""

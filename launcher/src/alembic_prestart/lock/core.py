@@ -22,19 +22,29 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# Set by the launcher for its alembic child when the launcher itself holds the lock: the server
-# pid of the session holding it. The env.py helper checks in pg_locks that this session holds
-# it, and only then migrates without taking the lock itself.
-LOCK_HOLDER_ENV = "MIGRATION_LOCK_HOLDER"
-
 POLL_SECONDS = 0.1
 LOG_EVERY_SECONDS = 5.0
+# How often the holder proves it still holds the lock while a migration runs: each check is
+# also traffic that keeps a proxy or a NAT from dropping the quiet session.
+CHECK_EVERY_SECONDS = 1.0
 
 logger = logging.getLogger("alembic_prestart.lock.core")
 
 
 class LockTimeout(Exception):
     """The lock was not ours within the deadline."""
+
+
+class LockLost(Exception):
+    """The session that held the lock no longer does: the migration must stop."""
+
+
+# What a transaction-pooling proxy does to a session lock, said where it is detected.
+POOLER_HINT = (
+    "a transaction-pooling proxy (PgBouncer pool_mode=transaction, a managed pooler's "
+    "transaction mode) hands each statement to another server session, and session advisory "
+    "locks do not survive that: connect the migration directly or through a session-mode pool"
+)
 
 
 def advisory_lock_key(database: str, schema: str) -> int:
@@ -51,15 +61,39 @@ def unlock_sql(key: int) -> str:
     return f"SELECT pg_advisory_unlock({int(key)})"
 
 
+def _key_condition(key: int) -> str:
+    return (
+        "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        f"AND l.classid = {int(key) >> 32} AND l.objid = {int(key) & 0xFFFF_FFFF}"
+    )
+
+
+def held_by_sql(key: int, pid: int | None = None) -> str:
+    """True when the session with server pid `pid` (default: this one) holds the lock."""
+    who = "pg_backend_pid()" if pid is None else str(int(pid))
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = {who} AND {_key_condition(key)})"
+    )
+
+
+def keep_alive_sql(server_version_num: int) -> list[str]:
+    """Settings that keep the server from closing the lock's session while it waits quietly
+    for a migration (advisory locks go with the session). Said to the server so the session's
+    own settings never end it; proxies and NATs are kept busy by the periodic checks."""
+    statements = ["SELECT set_config('idle_in_transaction_session_timeout', '0', false)"]
+    if server_version_num >= 140000:  # idle_session_timeout exists from PostgreSQL 14
+        statements.append("SELECT set_config('idle_session_timeout', '0', false)")
+    return statements
+
+
 def holder_sql(key: int) -> str:
     """Who holds the lock: pid, application_name, state, what it runs (one row, or none)."""
     return (
         "SELECT a.pid, a.application_name, a.state, "
         "left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) "
         "FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        f"AND l.classid = {int(key) >> 32} AND l.objid = {int(key) & 0xFFFF_FFFF}"
+        f"WHERE {_key_condition(key)}"
     )
 
 

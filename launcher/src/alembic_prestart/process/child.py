@@ -33,6 +33,7 @@ class ChildResult:
     interrupted_by: int | None
     tail: tuple[str, ...]
     stdout: bytes = b""  # with capture_stdout: everything the child wrote to stdout
+    aborted: str | None = None  # why `tick` had the child stopped
 
 
 def run_child(
@@ -45,15 +46,16 @@ def run_child(
     log_format: str,
     on_line: Callable[[str], None] | None = None,
     observe: Callable[[str], None] | None = None,
-    tick: Callable[[], None] | None = None,
+    tick: Callable[[], str | None] | None = None,
     what: str = "migration",
     capture_stdout: bool = False,
 ) -> ChildResult:
     """Run argv (no shell), stream its lines to stderr as they come and keep the tail.
 
     `on_line` takes each line instead of stderr; `observe` sees each line as well; `tick` is
-    called at least every 0.1 s while the child runs. With `capture_stdout`, only the child's
-    stderr is treated so, and its stdout is returned whole (`ChildResult.stdout`)."""
+    called at least every 0.1 s while the child runs, and a reason it returns stops the child
+    (SIGTERM, then SIGKILL after the grace) as a timeout does. With `capture_stdout`, only the
+    child's stderr is treated so, and its stdout is returned whole (`ChildResult.stdout`)."""
     process = subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -71,6 +73,7 @@ def run_child(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     deadline = time.monotonic() + timeout
     timed_out = False
+    aborted: str | None = None
     kill_at: float | None = None
     exit_fd = _open_exit_notifier(process.pid)
     lines_stream = process.stderr if capture_stdout else process.stdout
@@ -107,14 +110,18 @@ def run_child(
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
                         _emit(line, tail, log_format, on_line, observe)
-                if tick is not None:
-                    tick()
+                if tick is not None and aborted is None and not timed_out:
+                    aborted = tick()
+                    if aborted is not None:
+                        logs.logger.error("%s: stopping the %s", aborted, what)
+                        signal_process_group(process.pid, signal.SIGTERM)
                 now = time.monotonic()
                 if not timed_out and now >= deadline:
                     timed_out = True
                     logs.logger.error("%s exceeded its time (%gs): stopping it", what, timeout)
                     signal_process_group(process.pid, signal.SIGTERM)
-                if kill_at is None and (timed_out or signals.received is not None):
+                stopping = timed_out or aborted is not None or signals.received is not None
+                if kill_at is None and stopping:
                     kill_at = now + KILL_WAIT_SECONDS
                 if kill_at is not None and now >= kill_at and process.poll() is None:
                     signal_process_group(process.pid, signal.SIGKILL)
@@ -137,6 +144,7 @@ def run_child(
         interrupted_by=signals.received,
         tail=tuple(tail),
         stdout=bytes(captured),
+        aborted=aborted,
     )
 
 

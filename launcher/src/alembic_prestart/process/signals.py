@@ -55,3 +55,12 @@ def capture_signals() -> Iterator[SignalState]:
     finally:
         for signum, handler in originals.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def stop_if_signalled(signals: SignalState, during: str) -> None:
+    """Raise the launcher's error for a signal that came `during` a phase (exit 128+N)."""
+    from alembic_prestart.errors import SupervisorError, exit_code_for_signal
+
+    if signals.received is not None:
+        name = signal.Signals(signals.received).name
+        raise SupervisorError(f"stopped by {name} {during}", exit_code_for_signal(signals.received))

@@ -2,7 +2,7 @@
 
 `--lint warn` (the default) logs one line per finding and goes on; `strict` refuses, with exit 5
 and nothing applied; `off` skips it. SQLite is skipped with one line: the rules are
-PostgreSQL's. The analysis itself is launcher/ddl_lint.py.
+PostgreSQL's. The analysis itself is safety/analyse.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alembic_prestart.errors import EXIT_UNSAFE_MIGRATION, SupervisorError
+from alembic_prestart.db.session import RetryableError
+from alembic_prestart.errors import (
+    EXIT_DATABASE_UNAVAILABLE,
+    EXIT_UNSAFE_MIGRATION,
+    SupervisorError,
+)
 from alembic_prestart.observe import logs
 
 if TYPE_CHECKING:
@@ -36,6 +41,7 @@ def findings_for_pending(
     session: PostgresSession | None,
     revision_files: dict[str, Path],
     signals: SignalState | None = None,
+    timeout: float = RENDER_TIMEOUT_SECONDS,
 ) -> list[Finding]:
     """Render what `upgrade heads` would run (Alembic's offline mode) and analyse it."""
     from alembic_prestart.safety.analyse import analyse, render_pending_sql, split_offline_sql
@@ -48,13 +54,20 @@ def findings_for_pending(
         current=current,
         # Rendering runs each revision's Python: one that sleeps or loops must not hold the
         # start-up longer than a migration may take.
-        timeout=min(RENDER_TIMEOUT_SECONDS, settings.migration_timeout),
+        timeout=min(RENDER_TIMEOUT_SECONDS, timeout),
         signals=signals,
     )
     existing: dict[str, dict[str, str]] | None = None
     if session is not None:
         existing = {}
-        for table, column, type_name in session.fetch(_COLUMN_TYPES, settings.schema):
+        try:
+            rows = session.fetch(_COLUMN_TYPES, settings.schema)
+        except RetryableError as error:
+            raise SupervisorError(
+                f"lost the database during the migration safety analysis: {error}",
+                EXIT_DATABASE_UNAVAILABLE,
+            ) from None
+        for table, column, type_name in rows:
             existing.setdefault(table, {})[column] = type_name
     return analyse(split_offline_sql(sql), revision_files=revision_files, existing_tables=existing)
 
@@ -65,6 +78,8 @@ def check_pending(
     session: PostgresSession | None,
     revision_files: dict[str, Path],
     signals: SignalState | None = None,
+    *,
+    timeout: float = RENDER_TIMEOUT_SECONDS,
 ) -> list[Finding]:
     """Run the analysis as `settings.lint` asks; raise (exit 5) when strict finds anything."""
     if settings.lint == "off":
@@ -75,7 +90,9 @@ def check_pending(
     from alembic_prestart.safety.analyse import RenderError
 
     try:
-        findings = findings_for_pending(settings, current, session, revision_files, signals)
+        findings = findings_for_pending(
+            settings, current, session, revision_files, signals, timeout=timeout
+        )
     except RenderError as error:
         if settings.lint == "strict":
             raise SupervisorError(
@@ -96,3 +113,47 @@ def check_pending(
     if not findings:
         logs.logger.info("migration safety analysis: no finding")
     return findings
+
+
+class GuardHandshake:
+    """Whether the child's env.py installed the migration guard, read from its output.
+
+    The guard logs one line when the lock helper installs it, before Alembic runs anything.
+    Under strict, a child that starts a revision without it is stopped (its revision's
+    transaction dies with it); under warn, one line says the analysis did not run.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.required = settings.lint != "off" and settings.database_url.is_postgres
+        self.strict = settings.lint == "strict"
+        self.installed = False
+        self.refused = False  # the guard refused a statement (strict)
+        self.missing = False  # a revision started without the guard
+
+    def observe(self, line: str) -> None:
+        from alembic_prestart.safety.protocol import GUARD_INSTALLED, REFUSED
+
+        if GUARD_INSTALLED in line:
+            self.installed = True
+        elif REFUSED in line:
+            self.refused = True
+        elif self.required and not self.installed and "Running upgrade " in line:
+            self.missing = True
+
+    def violation(self) -> str | None:
+        """Why the child must stop now (strict, and no guard), else None."""
+        if self.strict and self.missing:
+            return (
+                "the migration guard is not installed in env.py, so strict analysis cannot "
+                "run; wrap the migration in `with migration_lock(connectable) as connection:` "
+                "(or `async with async_migration_lock(...)`), from alembic_prestart"
+            )
+        return None
+
+    def report(self) -> None:
+        """After a successful child: say once if the analysis did not run."""
+        if self.required and not self.installed:
+            logs.logger.warning(
+                "migration safety analysis did not run: env.py does not use "
+                "alembic_prestart's migration_lock / async_migration_lock"
+            )

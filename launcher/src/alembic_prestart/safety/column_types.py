@@ -34,7 +34,6 @@ NON_VOLATILE_FUNCTIONS = frozenset(
     }
 )
 SERIAL_TYPES = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
-PRECISION_TYPES = frozenset({"timestamp", "timestamptz", "time"})  # default precision 6
 
 
 def non_volatile(expression: object) -> bool:
@@ -76,32 +75,79 @@ def modifiers(type_name: ast.TypeName) -> tuple[int, ...] | None:
     return tuple(values)
 
 
-def safe_widening(old: ast.TypeName, new: ast.TypeName) -> bool:
-    """Changes PostgreSQL makes without a rewrite (binary-coercible, no narrower modifier)."""
+def in_place(old: ast.TypeName, new: ast.TypeName, *, utc: bool) -> bool:
+    """True when PostgreSQL 15 changes a column from `old` to `new` without rewriting the table:
+    a binary-coercible cast (pg_cast.castmethod 'b') and, when `new` has a modifier, one its
+    length-coercion support function proves cannot fail. `utc`: the session TimeZone has no
+    offset, so timestamp and timestamptz share their stored values (PostgreSQL 12+). Each
+    pair was checked against PostgreSQL 15 (pg_class.relfilenode before and after)."""
     if old.arrayBounds or new.arrayBounds:
         return False
     before, after = type_name_of(old), type_name_of(new)
     old_mods, new_mods = modifiers(old), modifiers(new)
     if old_mods is None or new_mods is None:
         return False
-    if after == "text":
-        return before in ("varchar", "text")
-    if after == "varchar":
-        if before == "text":
-            return not new_mods
-        return before == "varchar" and (not new_mods or (old_mods != () and new_mods >= old_mods))
-    if after == "numeric" and before == "numeric":
-        if not new_mods:
-            return True
+    if before == after:
+        return _wider_or_equal(after, old_mods, new_mods)
+    if (before, after) in _TIME_ZONE_PAIRS:
+        return utc and _wider_or_equal("timestamp", old_mods, new_mods)
+    if (before, after) in BINARY_COERCIBLE:
+        return not new_mods  # a new limit is a length coercion that checks every row
+    return False
+
+
+# Binary-coercible casts of PostgreSQL 15 between types a migration uses (pg_cast with
+# castmethod 'b', and the casts the citext extension declares WITHOUT FUNCTION).
+BINARY_COERCIBLE = frozenset(
+    {
+        ("varchar", "text"),
+        ("text", "varchar"),
+        ("varchar", "bpchar"),
+        ("text", "bpchar"),
+        ("xml", "text"),
+        ("xml", "varchar"),
+        ("cidr", "inet"),
+        ("bit", "varbit"),
+        ("int4", "oid"),
+        ("oid", "int4"),
+        ("citext", "text"),
+        ("text", "citext"),
+        ("varchar", "citext"),
+    }
+)
+_TIME_ZONE_PAIRS = frozenset({("timestamp", "timestamptz"), ("timestamptz", "timestamp")})
+# Without a modifier these types have no limit (varchar, varbit, numeric, bpchar) or the
+# maximum precision (the time types); `char` and `bit` alone mean char(1) and bit(1).
+_NO_LIMIT_WITHOUT_MODIFIER = frozenset(
+    {"varchar", "varbit", "numeric", "bpchar", "timestamp", "timestamptz", "time", "timetz"}
+    | {"interval"}
+)
+_PRECISION_TYPES = frozenset({"timestamp", "timestamptz", "time", "timetz"})
+_MAX_PRECISION = 6
+_INTERVAL_FULL_RANGE = 32767  # interval's first modifier when no fields (YEAR, DAY ...) limit it
+
+
+def _wider_or_equal(kind: str, old: tuple[int, ...], new: tuple[int, ...]) -> bool:
+    """True when every value of `kind` with modifier `old` fits `new` unchanged: the support
+    functions (varchar_support, numeric_support, timestamp_support, ...) then drop the length
+    coercion. bpchar and bit have no support function: any new limit rewrites."""
+    if old == new:
+        return True
+    if not new:
+        return kind in _NO_LIMIT_WITHOUT_MODIFIER
+    if kind in ("varchar", "varbit"):
+        return bool(old) and new[0] >= old[0]
+    if kind == "numeric":  # numeric(p) is numeric(p, 0); the scale must stay
+        return bool(old) and (new + (0,))[1] == (old + (0,))[1] and new[0] >= old[0]
+    if kind in _PRECISION_TYPES:
+        return new[0] >= (old or (_MAX_PRECISION,))[0]
+    if kind == "interval":  # (range, precision); a range limited to some fields is not judged
+        before = old or (_INTERVAL_FULL_RANGE, _MAX_PRECISION)
         return (
-            len(old_mods) == len(new_mods)
-            and new_mods[0] >= old_mods[0]
-            and (old_mods[1:] == new_mods[1:])
+            len(new) == len(before) == 2
+            and new[0] == before[0] == _INTERVAL_FULL_RANGE
+            and (new[1] >= before[1])
         )
-    if after in PRECISION_TYPES and before == after:
-        return (new_mods or (6,))[0] >= (old_mods or (6,))[0]
-    if after == "inet":
-        return before in ("cidr", "inet")
     return False
 
 

@@ -1,0 +1,87 @@
+"""uvicorn's own command line (`uvicorn.main`), run in this process, with what the launcher adds.
+
+The launcher execs `python -m alembic_prestart.process.uvicorn_main` where it would exec
+`python -m uvicorn`: the same options, and the process is uvicorn (same PID, same signals).
+Two things are added:
+
+- Workers die with this process, whatever ended it. uvicorn starts its workers (and the server
+  under --reload) with multiprocessing's spawn, which imports the parent's main module in each
+  child, as `__mp_main__`, before it unpickles anything: the block guarded by that name at the
+  end of this module is the first thing a worker runs. It asks the kernel for SIGKILL when
+  its parent dies (PR_SET_PDEATHSIG). SIGKILL, not SIGTERM: a graceful stop has uvicorn
+  terminate and join its workers before it exits, so a parent gone first was killed, and its
+  port must be free for the next start. The server's pid travels in the environment and each
+  worker takes it out, so what a worker spawns itself is left alone. multiprocessing's resource
+  tracker ends by itself once the processes holding its pipe (the server, its workers) are gone.
+- The header-limited protocol (httptools_protocol.py), which the launcher names with `--http`,
+  falls back to uvicorn's default HTTP implementation, with one warning line, when it cannot
+  be imported (no httptools, or a uvicorn whose HttpToolsProtocol it no longer fits).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+HEADER_LIMITED_PROTOCOL = (
+    "alembic_prestart.process.httptools_protocol:HeaderLimitedHttpToolsProtocol"
+)
+SERVER_PID = "ALEMBIC_PRESTART_SERVER_PID"
+
+
+def main() -> None:
+    args = _header_limit_or_default(sys.argv[1:])
+    os.environ[SERVER_PID] = str(os.getpid())
+    import uvicorn
+
+    uvicorn.main(args=args, prog_name="uvicorn")
+
+
+def _header_limit_or_default(args: list[str]) -> list[str]:
+    """`args` as given, or without `--http <the header-limited protocol>` when it cannot load."""
+    if HEADER_LIMITED_PROTOCOL not in args:
+        return args  # the user chose --http
+    module, _, name = HEADER_LIMITED_PROTOCOL.partition(":")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        _warn(
+            f"request headers are not size-limited under httptools ({error}): uvicorn's "
+            "default HTTP implementation serves"
+        )
+        at = args.index(HEADER_LIMITED_PROTOCOL)
+        return args[: at - 1] + args[at + 1 :]
+    except ValueError as error:  # a bad MAX_HEADER_BYTES, when not started by the launcher
+        from alembic_prestart.errors import EXIT_CONFIG
+
+        _warn(f"configuration error: {error}", level=logging.ERROR)
+        sys.exit(EXIT_CONFIG)
+    return args
+
+
+def _warn(message: str, *, level: int = logging.WARNING) -> None:
+    """One line, in the launcher's format (LOG_FORMAT), before uvicorn configures logging."""
+    from alembic_prestart.observe import logs
+
+    logs.configure(
+        os.environ.get("LOG_FORMAT", "text"), timestamps=not os.environ.get("JOURNAL_STREAM")
+    )
+    logs.logger.log(level, message)
+
+
+def _die_with_server() -> None:
+    """In a worker: killed by the kernel when the server is, or gone now if it already is."""
+    server_pid = os.environ.pop(SERVER_PID, None)
+    if server_pid is None:
+        return  # not a child of the server: a process a worker spawned
+    from alembic_prestart.process.child import _die_with_parent
+
+    _die_with_parent(int(server_pid))
+
+
+if __name__ == "__main__":
+    main()
+elif __name__ == "__mp_main__":
+    _die_with_server()

@@ -1,0 +1,254 @@
+"""Request heads are bounded (MAX_HEADER_BYTES): a too-large head is refused at the limit, under
+httptools with 431 and under h11 with uvicorn's 400, while other connections keep being served."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import Launcher, http_status, launcher_env
+from tests.support.project import free_port
+from tests.support.urls import DatabaseURL, parse_database_url
+
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
+DEFAULT_LIMIT = 64 * 1024
+HEAD_START = b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: "
+MB = 1024 * 1024
+
+
+def head_of(size: int, path: str = "/healthz") -> bytes:
+    """A complete GET request head of exactly `size` bytes (request line to the blank line)."""
+    start = f"GET {path} HTTP/1.1\r\nHost: test\r\nX-Pad: ".encode()
+    end = b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+def status_of(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the next response on a connection."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read()
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """The server closed the connection (EOF or a reset)."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def serve(
+    url: DatabaseURL, log: Path, *args: str, skip: bool = True, **env: str
+) -> tuple[Launcher, int]:
+    port = free_port()
+    options = ["--port", str(port), *(["--skip-migrations"] if skip else []), *args]
+    launcher = Launcher(options, env=launcher_env(url, **env), log_path=log)
+    launcher.wait_http(port)
+    return launcher, port
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> DatabaseURL:
+    """One SQLite file at head for the module: the servers below skip the migration."""
+    folder = tmp_path_factory.mktemp("header-limit")
+    url = parse_database_url(f"sqlite:///{folder / 'app.db'}")
+    launcher, _port = serve(url, folder / "migrate.log", skip=False)
+    launcher.stop()
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(
+    migrated: DatabaseURL, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Launcher, int]]:
+    """The launcher with every default, serving for the whole module."""
+    launcher, port = serve(migrated, tmp_path_factory.mktemp("server") / "out")
+    yield launcher, port
+    launcher.stop()
+
+
+@dataclass
+class Flood:
+    """One client sending a huge header in chunks, reading whatever comes back meanwhile."""
+
+    port: int
+    total: int
+    chunk: int
+    pause: float
+    sent: int = 0
+    answer: bytes = b""
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port)) as sock:
+            sock.settimeout(30)
+            reader = threading.Thread(target=self._read, args=(sock,))
+            reader.start()
+            try:
+                sock.sendall(HEAD_START)
+                while self.sent < self.total and not self.stop.is_set():
+                    sock.sendall(b"a" * self.chunk)
+                    self.sent += self.chunk
+                    time.sleep(self.pause)
+            except OSError:
+                pass  # the server closed the connection: what it answered is in self.answer
+            reader.join()
+
+    def _read(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while (data := sock.recv(65536)) and b"\r\n\r\n" not in self.answer:
+                self.answer += data
+        self.stop.set()
+
+
+@pytest.mark.parametrize(
+    ("chunk", "pause"), [(MB, 0.0), (1024, 0.02)], ids=["fast", "slow"]
+)
+def test_a_huge_header_gets_431_while_others_are_served(
+    server: tuple[Launcher, int], chunk: int, pause: float
+) -> None:
+    """A 64 MB header, sent fast or slowly: 431 and closed; meanwhile /healthz answers at once."""
+    launcher, port = server
+    flood = Flood(port, total=64 * MB, chunk=chunk, pause=pause)
+    thread = threading.Thread(target=flood.run)
+    thread.start()
+    statuses = []
+    # Each probe may take its own 2 s at most (http_status's timeout): a stalled loop fails it.
+    while thread.is_alive() or len(statuses) < 5:
+        statuses.append(http_status(port))
+        time.sleep(0.05)
+    thread.join()
+    assert flood.answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert flood.answer.endswith(b'{"detail":"Request Header Fields Too Large"}') or (
+        b"content-type: application/json" in flood.answer
+    )
+    assert set(statuses) == {200}, statuses
+    # The server stopped reading at the limit: what the client got rid of fits in buffers.
+    assert flood.sent < 32 * MB
+    assert "larger than 65536 bytes (MAX_HEADER_BYTES)" in launcher.output
+
+
+def test_a_head_of_exactly_the_limit_is_served(server: tuple[Launcher, int]) -> None:
+    """The limit counts the request line and headers: 64 KiB passes, one byte more is 431."""
+    _launcher, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head_of(DEFAULT_LIMIT))
+        assert status_of(sock)[0] == 200
+        # The count starts again with each request on a kept-alive connection.
+        sock.sendall(head_of(DEFAULT_LIMIT))
+        assert status_of(sock)[0] == 200
+        sock.sendall(head_of(DEFAULT_LIMIT + 1))
+        assert status_of(sock)[0] == 431
+        assert closed_by_peer(sock)
+
+
+def test_a_large_body_is_not_counted(server: tuple[Launcher, int]) -> None:
+    """A body larger than the limit, with a length or chunked, reaches the app."""
+    _launcher, port = server
+    padding = "x" * (DEFAULT_LIMIT * 3)
+    body = f'{{"name":"A","email":"big@example.com","padding":"{padding}"}}'.encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = b"POST /users HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
+        sock.sendall(head + b"content-length: %d\r\n\r\n" % len(body) + body)
+        assert status_of(sock)[0] in (201, 409, 422)
+        sock.sendall(head + b"transfer-encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 1000):
+            piece = body[start : start + 1000]
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sock.sendall(b"0\r\n\r\n")
+        assert status_of(sock)[0] in (201, 409, 422)
+
+
+def test_oversized_trailers_close_the_connection(server: tuple[Launcher, int]) -> None:
+    """Trailers of a chunked body count as header fields: past the limit, the connection ends."""
+    _launcher, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /users HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
+            b"transfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: "
+        )
+        with contextlib.suppress(OSError):
+            for _ in range(16):
+                sock.sendall(b"a" * DEFAULT_LIMIT)
+        assert closed_by_peer(sock)
+    assert http_status(port) == 200
+
+
+def test_the_limit_is_set_by_max_header_bytes(migrated: DatabaseURL, tmp_path: Path) -> None:
+    """MAX_HEADER_BYTES=4096: a 4096-byte head is served, a 4097-byte one gets 431."""
+    launcher, port = serve(migrated, tmp_path / "out", MAX_HEADER_BYTES="4096")
+    try:
+        for size, expected in ((4096, 200), (4097, 431)):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(head_of(size))
+                assert status_of(sock)[0] == expected, size
+    finally:
+        launcher.stop()
+
+
+def test_h11_gets_the_same_limit(migrated: DatabaseURL, tmp_path: Path) -> None:
+    """Under `-- --http h11` the same MAX_HEADER_BYTES bounds the head (h11 answers 400)."""
+    launcher, port = serve(
+        migrated, tmp_path / "out", "--", "--http", "h11", MAX_HEADER_BYTES="4096"
+    )
+    try:
+        assert "h11-max-incomplete-event-size 4096" in Path(f"/proc/{launcher.pid}/cmdline")\
+            .read_bytes().replace(b"\0", b" ").decode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head_of(3000))
+            assert status_of(sock)[0] == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(HEAD_START + b"a" * 8192)
+            assert status_of(sock)[0] == 400
+            assert closed_by_peer(sock)
+    finally:
+        launcher.stop()
+
+
+def test_without_httptools_uvicorns_default_serves_with_one_warning(
+    migrated: DatabaseURL, tmp_path: Path
+) -> None:
+    """httptools missing: one warning line, uvicorn picks h11, and h11 still bounds the head."""
+    shadow = tmp_path / "shadow" / "httptools"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no httptools here')\n")
+    launcher, port = serve(migrated, tmp_path / "out", PYTHONPATH=str(shadow.parent))
+    try:
+        warnings = [line for line in launcher.output.splitlines() if "size-limited" in line]
+        assert len(warnings) == 1, launcher.output
+        assert "WARNING" in warnings[0] and "no httptools here" in warnings[0]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(HEAD_START + b"a" * (DEFAULT_LIMIT + 1024))
+            assert status_of(sock)[0] == 400
+    finally:
+        launcher.stop()
+
+
+@pytest.mark.parametrize("value", ["64", "abc"])
+def test_a_bad_limit_is_a_configuration_error(
+    migrated: DatabaseURL, tmp_path: Path, value: str
+) -> None:
+    """MAX_HEADER_BYTES that is not a number of bytes >= 1024: exit 78, one line, no server."""
+    port = free_port()
+    launcher = Launcher(
+        ["--port", str(port), "--skip-migrations"],
+        env=launcher_env(migrated, MAX_HEADER_BYTES=value),
+        log_path=tmp_path / "out",
+    )
+    assert launcher.wait() == 78, launcher.output
+    assert f"MAX_HEADER_BYTES must be a number of bytes of at least 1024, not {value!r}" in (
+        launcher.output
+    )
+    assert "Traceback" not in launcher.output
+    assert http_status(port) is None
