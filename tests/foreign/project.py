@@ -1,8 +1,8 @@
 """A second, foreign FastAPI-less project built from Alembic's own templates, and the commands
-that drive the launcher on it (the `supervisor` console script, bare `alembic`).
+that drive the launcher on it (the `alembic-prestart` console script, bare `alembic`).
 
-The project knows the launcher only through the two lines its env.py gains. Its layout differs
-from this project's on purpose: the scripts live in `database/db_migrations` (alembic.ini is
+The project knows the launcher only through docs/adopting.md's env.py recipe. Its layout
+differs from this project's on purpose: the scripts live in `database/db_migrations` (alembic.ini is
 not in their parent folder), the app is a plain ASGI callable in `shop/web.py`, and its
 SQLite file is `var/foreign.db`, relative to the folder of alembic.ini.
 """
@@ -17,41 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.processes import Launcher, LoggedProcess
+from tests.support.urls import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
-SUPERVISOR = BIN / "supervisor"
+SUPERVISOR = BIN / "alembic-prestart"
 SCRIPTS = Path("database") / "db_migrations"
 APP = "shop.web:app"
 SQLITE_URL = "sqlite:///var/foreign.db"
 
-# env.py reads the URL from the environment, exactly as the launcher passes it on; only the
-# SQLAlchemy driver name is added (the app hands the same URL to its own driver unchanged).
-URL_LINES = {
-    "generic": (
-        "url = os.environ['DATABASE_URL']\n"
-        "url = re.sub(r'^postgres(ql)?://', 'postgresql+psycopg://', url)\n"
-    ),
-    "async": (
-        "url = os.environ['DATABASE_URL']\n"
-        "url = re.sub(r'^postgres(ql)?://', 'postgresql+asyncpg://', url)\n"
-        "url = re.sub(r'^sqlite://', 'sqlite+aiosqlite://', url)\n"
-    ),
-}
-SET_URL = "config.set_main_option('sqlalchemy.url', url.replace('%', '%%'))\n"
-
-# The two lines the launcher asks of an env.py, per template: an import, and a `with` around
-# the block that configures the context and runs the migrations.
-LOCK_IMPORT = {
-    "generic": "from launcher import migration_lock\n",
-    "async": "from launcher import async_migration_lock\n",
-}
-LOCK_WITH = {
-    "generic": ("with connectable.connect() as connection:", "with migration_lock(connection):"),
-    "async": (
-        "async with connectable.connect() as connection:",
-        "async with async_migration_lock(connection):",
-    ),
-}
+ADOPTING = PROJECT_ROOT / "docs" / "adopting.md"
 
 WEB = '''\
 """A foreign app: plain ASGI, its own driver, DATABASE_URL exactly as it was given."""
@@ -155,7 +129,7 @@ def build(root: Path, template: str) -> ForeignProject:
     root.mkdir(parents=True)
     project = ForeignProject(root, template)
     project.alembic("init", "-t", template, str(SCRIPTS))
-    project.env_py.write_text(adapt_env_py(project.env_py.read_text(), template))
+    adapt_env_py(project.env_py, template)
     (root / "shop").mkdir()
     (root / "shop" / "__init__.py").write_text("")
     (root / "shop" / "web.py").write_text(WEB)
@@ -164,36 +138,26 @@ def build(root: Path, template: str) -> ForeignProject:
     return project
 
 
-def adapt_env_py(source: str, template: str) -> str:
-    """Alembic's env.py with the URL read from DATABASE_URL and the migration lock added."""
-    source = _after(source, "from alembic import context\n", LOCK_IMPORT[template])
-    source = _after(
-        source, "import asyncio\n" if template == "async" else "", "import os\nimport re\n"
+def documented_diff(template: str) -> str:
+    """docs/adopting.md's env.py recipe for Alembic's `template`, as written."""
+    text = ADOPTING.read_text()
+    match = re.search(
+        rf"`alembic init -t {template} migrations`, then:\n\n```diff\n(.*?)```", text, re.S
     )
-    source = _after(source, "config = context.config\n", URL_LINES[template] + SET_URL)
-    return _wrap_block(source, *LOCK_WITH[template])
+    assert match, f"docs/adopting.md has no recipe for the {template} template"
+    return match.group(1)
 
 
-def _after(source: str, anchor: str, text: str) -> str:
-    assert anchor in source, f"Alembic's template changed: no {anchor!r}"
-    return source.replace(anchor, anchor + text, 1)
-
-
-def _wrap_block(source: str, opener: str, wrapper: str) -> str:
-    """Put `wrapper` as the only statement of the block `opener` starts, indenting its body."""
-    lines = source.splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.strip() == opener)
-    indent = len(lines[start]) - len(lines[start].lstrip())
-    end = start + 1
-    while end < len(lines) and (
-        not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent
-    ):
-        end += 1
-    while not lines[end - 1].strip():  # trailing blank lines stay outside the block
-        end -= 1
-    body = [("    " + line) if line.strip() else line for line in lines[start + 1 : end]]
-    inner = " " * (indent + 4) + wrapper + "\n"
-    return "".join([*lines[: start + 1], inner, *body, *lines[end:]])
+def adapt_env_py(env_py: Path, template: str) -> None:
+    """Apply the documented diff to a freshly generated env.py, verbatim (patch(1) refuses a
+    recipe that no longer matches Alembic's template)."""
+    subprocess.run(
+        ["patch", "--no-backup-if-mismatch", "--forward", "--quiet", str(env_py)],
+        input=documented_diff(template),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 class Command(Launcher):
@@ -206,12 +170,14 @@ class Command(Launcher):
 
 
 class Supervisor(Command):
-    """The `supervisor` console script `pip install` made, as a real process."""
+    """The `alembic-prestart` console script `pip install` made, as a real process."""
 
-    name = "supervisor"
+    name = "alembic-prestart"
 
     def __init__(
         self, args: Sequence[str], *, env: dict[str, str], cwd: Path, log_path: Path
     ) -> None:
-        assert SUPERVISOR.exists(), f"no {SUPERVISOR}: pip install -e . makes the console script"
+        assert SUPERVISOR.exists(), (
+            f"no {SUPERVISOR}: pip install ./launcher makes the console script"
+        )
         super().__init__([str(SUPERVISOR), *args], env=env, cwd=cwd, log_path=log_path)

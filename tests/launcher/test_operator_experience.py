@@ -122,9 +122,9 @@ def test_text_logs_carry_timestamps_unless_told_not_to(
     stamped = _run(["check"], sqlite_url, project_copy, tmp_path / "1")
     assert stamped.output.splitlines()[0][2] == ":"
     plain = _run(["check", "--no-log-timestamps"], sqlite_url, project_copy, tmp_path / "2")
-    assert plain.output.startswith("[supervisor]")
+    assert plain.output.startswith("[alembic-prestart]")
     journal = _run(["check"], sqlite_url, project_copy, tmp_path / "3", JOURNAL_STREAM="8:1")
-    assert journal.output.startswith("[supervisor]")
+    assert journal.output.startswith("[alembic-prestart]")
 
 
 def test_a_long_revision_reports_progress(

@@ -151,7 +151,7 @@ def test_progress_lines(caplog: pytest.LogCaptureFixture) -> None:
     """A start line, `still running` every 5 s, and a duration, from Alembic's own lines."""
     now = [0.0]
     progress = MigrationProgress(["a1", "b2"], clock=lambda: now[0])
-    caplog.set_level(logging.INFO, logger="supervisor")
+    caplog.set_level(logging.INFO, logger="alembic_prestart")
     logs.logger.propagate = True
     try:
         progress.observe("INFO  [alembic.runtime.migration] Running upgrade  -> a1, create users")

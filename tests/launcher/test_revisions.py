@@ -230,9 +230,9 @@ def test_stepping_aside_is_logged_once_with_file_and_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One record on the launcher's log naming the reason, the file and the line."""
-    caplog.set_level(logging.INFO, logger="supervisor.revisions")
+    caplog.set_level(logging.INFO, logger="alembic_prestart.revisions")
     _steps_aside(tmp_path, _chain("if True:\n    down_revision = 'a1a1'"))
-    records = [r for r in caplog.records if r.name == "supervisor.revisions"]
+    records = [r for r in caplog.records if r.name == "alembic_prestart.revisions"]
     assert len(records) == 1
     assert "b_.py:15" in records[0].getMessage()
     assert "down_revision" in records[0].getMessage()

@@ -210,13 +210,12 @@ def test_connections_refused_are_503_naming_why_without_the_password(
     assert not leaked, "".join(seen)
 
 
+@pytest.mark.parametrize("migrated_url", ["postgres"], indirect=True)  # a server
 def test_connection_lost_mid_query_is_503_then_recovers(
     migrated_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The server ends the session during an INSERT: 503 'connection lost'; the next request
     gets a fresh connection."""
-    if migrated_url.is_sqlite:
-        pytest.skip("SQLite has no server to end a session")
     postgres.execute(migrated_url, *SLOW_WRITES_TRIGGER)
 
     def end_the_service_sessions() -> None:
@@ -239,12 +238,11 @@ def test_connection_lost_mid_query_is_503_then_recovers(
     get_settings.cache_clear()
 
 
+@pytest.mark.parametrize("migrated_url", ["postgres"], indirect=True)  # a server
 def test_a_statement_over_the_timeout_is_503_timed_out(
     migrated_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A statement that outlasts DATABASE_TIMEOUT: 503 'timed out' within about that time."""
-    if migrated_url.is_sqlite:
-        pytest.skip("a SQLite statement here never waits on anything but the lock")
     postgres.execute(migrated_url, *SLOW_WRITES_TRIGGER)
     with _started(migrated_url, monkeypatch, DATABASE_TIMEOUT="0.5") as client:
         caplog.clear()

@@ -26,6 +26,9 @@ from alembic_prestart.observe import logs, phases
 from alembic_prestart.revisions.config import AlembicConfigError, load_alembic_config
 
 POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+# libpq's variables that choose a server or database: set without DATABASE_URL, they mean the
+# operator expected PostgreSQL.
+LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
 
 @dataclass(frozen=True)
@@ -311,14 +314,27 @@ def _settings(options: dict[str, Any]) -> Settings:
     if timestamps is None:
         timestamps = not os.environ.get("JOURNAL_STREAM")
     logs.configure(options["log_format"], timestamps=timestamps)
+    given_url = options.pop("database_url")
+    libpq_variables = sorted(name for name in LIBPQ_VARIABLES if os.environ.get(name))
     try:
         alembic = load_alembic_config(options.pop("alembic_config") or defaults.alembic_config)
-        url = parse_database_url(
-            options.pop("database_url"), root=alembic.root, default=defaults.database_url
-        )
+        url = parse_database_url(given_url, root=alembic.root, default=defaults.database_url)
         schema = validate_schema(options.pop("schema") or defaults.schema)
     except (AlembicConfigError, DatabaseURLError) as error:
+        if libpq_variables and not given_url:
+            error = DatabaseURLError(
+                f"{error}; {', '.join(libpq_variables)} alone do not choose PostgreSQL: set "
+                "DATABASE_URL=postgresql:/// to connect with them"
+            )
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
+    logs.register_secrets(url.secrets())
+    if libpq_variables and not given_url:
+        logs.logger.warning(
+            "%s set, but DATABASE_URL is not: using the default database (%s); set "
+            "DATABASE_URL=postgresql:/// to connect with those variables, as psql does",
+            ", ".join(libpq_variables),
+            url.describe(),
+        )
     if not alembic.script_location_is_resource:
         # Alembic would fail on these in its child, after the wait: say it now, in one line.
         if not alembic.script_location.is_dir():

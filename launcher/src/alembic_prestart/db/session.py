@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from alembic_prestart.db.url import DatabaseURL
 from alembic_prestart.errors import EXIT_CONFIG, SupervisorError
@@ -44,14 +45,36 @@ class Interrupted(Exception):
 
 
 class _LoopThread:
-    """An asyncio loop on a daemon thread; the caller waits for each coroutine with a deadline."""
+    """An asyncio loop on a daemon thread; the caller waits for each coroutine with a deadline.
+
+    A thread abandoned at its deadline may still be busy in C (a SCRAM hash with an iteration
+    count a hostile server chose): the next connect waits for it instead of starting another,
+    so the launcher never burns more than one core on such a server.
+    """
+
+    abandoned: ClassVar[list[threading.Thread]] = []
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
-            target=self.loop.run_forever, name="supervisor-database", daemon=True
+            target=self.loop.run_forever, name="alembic-prestart-database", daemon=True
         )
         self._thread.start()
+
+    @classmethod
+    def wait_for_abandoned(cls, timeout: float, should_stop: Callable[[], bool]) -> bool:
+        """True once no abandoned thread is still running (within `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        cls.abandoned = [thread for thread in cls.abandoned if thread.is_alive()]
+        while cls.abandoned:
+            if should_stop():
+                raise Interrupted
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            cls.abandoned[0].join(min(_SLICE_SECONDS, remaining))
+            cls.abandoned = [thread for thread in cls.abandoned if thread.is_alive()]
+        return True
 
     def run(
         self,
@@ -79,6 +102,8 @@ class _LoopThread:
     def stop(self) -> None:
         # A loop stuck in a C call never sees this; its daemon thread dies with the process.
         self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread.is_alive():
+            _LoopThread.abandoned.append(self._thread)
 
 
 class PostgresSession:
@@ -104,6 +129,11 @@ class PostgresSession:
         RetryableError, SupervisorError (exit 78: waiting cannot help) or Interrupted."""
         import asyncpg  # only PostgreSQL needs it
 
+        if not _LoopThread.wait_for_abandoned(timeout, should_stop):
+            raise RetryableError(
+                "the previous connection attempt is still busy (the server asked for a costly "
+                "password hash)"
+            )
         thread = _LoopThread()
         connecting = asyncpg.connect(
             url.asyncpg_dsn(),
@@ -199,10 +229,17 @@ class PostgresSession:
 
 
 def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
-    """What a failed connect means: RetryableError if waiting may help, else exit 78."""
+    """What a failed connect means: RetryableError if waiting may help, else exit 78.
+
+    Every text that came from the driver is scrubbed of any fragment of the password: a URL
+    that holds an unencoded / ? # in its password is misread, and the driver's error quotes
+    the pieces it misread."""
     import asyncpg
 
     shown = url.describe()
+
+    def text() -> str:
+        return url.scrub(first_line(error))
 
     def config(message: str) -> SupervisorError:
         return SupervisorError(f"configuration error: {message} ({shown})", EXIT_CONFIG)
@@ -210,14 +247,18 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
     if isinstance(
         error, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
     ):
-        return config(f"authentication failed: {first_line(error)}")
+        return config(f"authentication failed: {text()}")
     if isinstance(error, asyncpg.InvalidCatalogNameError):
-        return config(first_line(error))
+        return config(text())
     if isinstance(error, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
-        return RetryableError(first_line(error))
+        return RetryableError(text())
     if isinstance(error, asyncpg.ClientConfigurationError | ValueError | TypeError | OverflowError):
-        # asyncpg's own reading of the URL rejected it (a bad sslmode, port or parameter).
-        return config(f"the database URL was rejected: {first_line(error)}")
+        # asyncpg's own reading of the URL rejected it (a bad sslmode, port or parameter). Its
+        # text may quote a misread piece of the password: only a scrubbed version is shown.
+        return config(
+            f"the database URL was rejected: {text()} (a password holding / ? # @ : or a space "
+            "must be percent-encoded)"
+        )
     if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
         # A file the URL or libpq's variables name (sslrootcert, sslcert, passfile): waiting
         # will not make it appear.
@@ -225,14 +266,27 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
     if isinstance(error, ssl.SSLCertVerificationError):
         return config(f"the server's TLS certificate was not accepted: {error.verify_message}")
     if isinstance(error, asyncpg.PostgresError):  # e.g. an unknown server setting in the URL
-        return config(f"the database refused the connection: {first_line(error)}")
+        return config(f"the database refused the connection: {text()}")
     if isinstance(error, ConnectionError) and "rejected SSL" in str(error):
-        return config("the server does not offer TLS, which sslmode requires")
+        if requires_tls(url):
+            return config("the server does not offer TLS, which sslmode requires")
+        # sslmode prefer (the default) only asks: a PostgreSQL server answers yes or no, and
+        # anything else is a peer that does not speak PostgreSQL's protocol at all.
+        return RetryableError("the peer at that address is not a PostgreSQL server")
     if isinstance(error, socket.gaierror):
         return RetryableError(f"cannot resolve the host ({error.strerror})")
     # Refused, reset, timed out, or a reply no PostgreSQL server would send: retried until
     # --db-wait is spent, then exit 69 naming it.
-    return RetryableError(describe_error(error))
+    return RetryableError(url.scrub(describe_error(error)))
+
+
+def requires_tls(url: DatabaseURL) -> bool:
+    """Whether the URL (or PGSSLMODE) makes TLS a must, as libpq reads sslmode."""
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(url.url).query)
+    mode = (query.get("sslmode") or [os.environ.get("PGSSLMODE", "prefer")])[0]
+    return mode in ("require", "verify-ca", "verify-full")
 
 
 def _is_connection_lost(error: BaseException) -> bool:
@@ -249,8 +303,6 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     if isinstance(error, OSError) and error.errno is not None:
-        import os
-
         return os.strerror(error.errno).lower()
     text = first_line(error)
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text

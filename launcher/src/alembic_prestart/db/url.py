@@ -14,7 +14,9 @@ makes of each URL form, tests/launcher/test_database_urls.py.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -88,6 +90,14 @@ class DatabaseURL:
     def redacted(self) -> str:
         """The URL with every password replaced by ***, safe for logs and errors."""
         return redact_url(self.url)
+
+    def secrets(self) -> frozenset[str]:
+        """The password in every spelling an error text may quote (see url_secrets)."""
+        return url_secrets(self.url) if self.is_postgres else frozenset()
+
+    def scrub(self, text: str) -> str:
+        """`text` (a driver's error about this URL) without any fragment of its password."""
+        return scrub(text, self.secrets())
 
     def describe(self) -> str:
         """What an operator reads on the first lines: which database this is."""
@@ -177,3 +187,46 @@ def redact_url(url: str) -> str:
 def redact_urls_in(text: str) -> str:
     """Every URL inside a line of text, redacted (a child's output, an error message)."""
     return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+
+
+# A fragment this short of a password may stand in any text; one this long is the password's.
+FRAGMENT_CHARACTERS = 3
+
+
+def url_secrets(url: str, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Every spelling of the password a URL (and PGPASSWORD) may carry: as written and decoded,
+    read up to the first @ (as drivers split it) and up to the last (as a person meant it), and
+    the query's password parameters. What a driver's error text might quote back."""
+    found: set[str] = set()
+    env = os.environ if environ is None else environ
+    if env.get("PGPASSWORD"):
+        found.add(env["PGPASSWORD"])
+    _scheme, sep, rest = url.partition("://")
+    if sep:
+        for userinfo in (rest.partition("@")[0] if "@" in rest else "", rest.rpartition("@")[0]):
+            _user, colon, password = userinfo.partition(":")
+            if colon and password:
+                found.add(password)
+        for pair in rest.partition("?")[2].partition("#")[0].split("&"):
+            key, _eq, value = pair.partition("=")
+            if unquote(key).lower() in _SECRET_QUERY_KEYS and value:
+                found.add(value)
+    found |= {unquote(secret) for secret in found}
+    return frozenset(secret for secret in found if secret)
+
+
+def scrub(text: str, secrets: Collection[str]) -> str:
+    """`text` with every fragment of a secret FRAGMENT_CHARACTERS long or longer replaced by
+    ***: an error text a driver built from a misparsed URL holds pieces of the password
+    (`invalid literal for int(): 'Kx7@Lm8'`), not the whole of it."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) < FRAGMENT_CHARACTERS:
+            if secret and secret in text and len(secret) == len(text.strip()):
+                text = "***"
+            continue
+        for size in range(len(secret), FRAGMENT_CHARACTERS - 1, -1):
+            for start in range(len(secret) - size + 1):
+                fragment = secret[start : start + size]
+                if fragment in text and fragment != "***":
+                    text = text.replace(fragment, "***")
+    return text

@@ -28,7 +28,7 @@ LOG_EVERY_SECONDS = 5.0
 # also traffic that keeps a proxy or a NAT from dropping the quiet session.
 CHECK_EVERY_SECONDS = 1.0
 
-logger = logging.getLogger("alembic_prestart.lock.core")
+logger = logging.getLogger("alembic_prestart.lock")
 
 
 class LockTimeout(Exception):

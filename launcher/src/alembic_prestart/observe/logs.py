@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("supervisor")
+logger = logging.getLogger("alembic_prestart")
 
 UVICORN_JSON_CONFIG = Path(__file__).with_name("uvicorn_json_logging.json")
 
 _current_phase = "starting"
+_secrets: frozenset[str] = frozenset()
+# C0 controls but tab and newline (a traceback keeps its lines), DEL, and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _timestamps = False
 # Alembic's own format in alembic.ini: "INFO  [alembic.runtime.migration] Running upgrade ..."
 _CHILD_LINE = re.compile(r"^(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL)\s+\[([^\]]+)\]\s?(.*)$")
@@ -29,12 +32,30 @@ def set_phase(phase: str) -> None:
     _current_phase = phase
 
 
-def redact(text: str) -> str:
-    """Every URL in the line with its password replaced by *** (parsed, never searched for:
-    the launcher itself only ever prints redacted URLs; this guards what children print)."""
-    from alembic_prestart.db.url import redact_urls_in
+def register_secrets(secrets: frozenset[str]) -> None:
+    """The password of the database URL, in every spelling: no line shows a fragment of it."""
+    global _secrets
+    _secrets = _secrets | secrets
 
-    return redact_urls_in(text)
+
+def redact(text: str) -> str:
+    """The one redaction of every line the launcher writes (its own, the children's, errors):
+    each URL with its password replaced by *** (by parsing it), then any fragment of a
+    registered password (a driver's error text may quote pieces of a misread URL), then
+    control characters escaped (a server's message must not drive the operator's terminal)."""
+    from alembic_prestart.db.url import redact_urls_in, scrub
+
+    text = redact_urls_in(text)
+    if _secrets:
+        text = scrub(text, _secrets)
+    return escape_controls(text)
+
+
+def escape_controls(text: str) -> str:
+    """ANSI escapes and other control characters shown as \\xNN; tabs kept."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _iso_time(created: float) -> str:
@@ -77,10 +98,10 @@ def configure(log_format: str, *, timestamps: bool = True) -> None:
         handler.setFormatter(JsonFormatter())
     elif timestamps:
         handler.setFormatter(
-            TextFormatter("%(asctime)s [supervisor] %(levelname)s %(message)s", "%H:%M:%S")
+            TextFormatter("%(asctime)s [alembic-prestart] %(levelname)s %(message)s", "%H:%M:%S")
         )
     else:
-        handler.setFormatter(TextFormatter("[supervisor] %(levelname)s %(message)s"))
+        handler.setFormatter(TextFormatter("[alembic-prestart] %(levelname)s %(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -26,7 +26,7 @@ from alembic_prestart.revisions.files import (
     revision_paths,
 )
 
-logger = logging.getLogger("supervisor.revisions")
+logger = logging.getLogger("alembic_prestart.revisions")
 
 _ILLEGAL_ID_CHARACTERS = frozenset("@-+:")  # alembic.script.revision._revision_illegal_chars
 _SYMBOLIC_NAMES = frozenset({"head", "heads", "base"})  # Alembic resolves these, not a lookup

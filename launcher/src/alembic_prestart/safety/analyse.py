@@ -26,7 +26,7 @@ from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError, scan
 
 from alembic_prestart.process.signals import SignalState
-from alembic_prestart.safety.rules import RULES, SchemaState, check
+from alembic_prestart.safety.rules import RULES, Problem, SchemaState, check, finish
 
 UNPARSABLE = "unparsable-statement"
 ANALYSIS_ERROR = "analysis-error"
@@ -46,6 +46,8 @@ class Finding:
     path: Path | None  # the revision's file
     statement: str  # the offending statement, one line, truncated
     message: str  # what is dangerous and the safe recipe, one line
+    table: str | None = None  # the table it concerns, as the statement names it
+    lock: str | None = None  # the lock mode the statement takes on it, e.g. "ACCESS EXCLUSIVE"
 
     def line(self) -> str:
         name = self.path.name if self.path is not None else "file unknown"
@@ -60,6 +62,16 @@ class RenderError(Exception):
 class _Statement:
     text: str
     node: ast.Node | None  # None: PostgreSQL's grammar rejects it
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a statement comes from: its revision, file, text, and the rules the file silences."""
+
+    revision: str
+    path: Path | None
+    text: str
+    ignored: frozenset[str]
 
 
 def split_offline_sql(text: str) -> list[tuple[str, str]]:
@@ -90,24 +102,54 @@ def analyse(
     *,
     revision_files: Mapping[str, Path],
     existing_tables: Collection[str] | Mapping[str, Mapping[str, str]] | None = None,
+    time_zone: str | None = None,
 ) -> list[Finding]:
     """The dangerous statements of the pending revisions (in order), less the opted-out ones.
 
     `existing_tables`: the tables the database has (names without schema), or, as a mapping,
     each table's columns and their types as PostgreSQL's format_type() spells them (which lets
     a safe type widening pass). None: every table the pending SQL did not create exists.
+    `time_zone`: the session's TimeZone setting (None: unknown), which decides whether
+    timestamp to timestamptz rewrites the table.
     """
-    state = SchemaState(existing_tables=existing_tables)
+    state = SchemaState(existing_tables=existing_tables, time_zone=time_zone)
     findings: list[Finding] = []
+    places: dict[int, tuple[ast.Node, _Place]] = {}  # a problem's source statement -> its place
     for revision, sql in revisions:
         path = revision_files.get(revision)
         ignored, problems = _read_opt_outs(path)
         findings += [Finding(rule, revision, path, text, msg) for rule, msg, text in problems]
         for statement in _statements(sql):
-            for rule, message in _judge(statement, state):
-                if rule not in ignored:
-                    text = _one_line(statement.text)
-                    findings.append(Finding(rule, revision, path, text, message))
+            place = _Place(revision, path, _one_line(statement.text), frozenset(ignored))
+            if statement.node is not None:
+                places[id(statement.node)] = (statement.node, place)
+            findings += _findings(_judge(statement, state), place, places)
+    if places:
+        findings += _findings(finish(state), place, places)
+    return findings
+
+
+def _findings(
+    problems: list[Problem], current: _Place, places: dict[int, tuple[ast.Node, _Place]]
+) -> list[Finding]:
+    """Each problem as a finding of the statement it lies in, unless its revision opts out."""
+    findings: list[Finding] = []
+    for problem in problems:
+        place = current
+        if problem.source is not None and id(problem.source) in places:
+            place = places[id(problem.source)][1]
+        if problem.rule not in place.ignored:
+            findings.append(
+                Finding(
+                    problem.rule,
+                    place.revision,
+                    place.path,
+                    place.text,
+                    problem.message,
+                    table=problem.table,
+                    lock=problem.lock,
+                )
+            )
     return findings
 
 
@@ -165,13 +207,14 @@ def render_pending_sql(
     return stdout
 
 
-def _judge(statement: _Statement, state: SchemaState) -> list[tuple[str, str]]:
+def _judge(statement: _Statement, state: SchemaState) -> list[Problem]:
     if statement.node is None:
-        return [(UNPARSABLE, "PostgreSQL's grammar rejects this statement, so it was not checked")]
+        message = "PostgreSQL's grammar rejects this statement, so it was not checked"
+        return [Problem(UNPARSABLE, message)]
     try:
         return check(statement.node, state)
     except Exception as error:  # a shape the rules did not foresee must not stop the launcher
-        return [(ANALYSIS_ERROR, f"the statement could not be checked ({error!r})")]
+        return [Problem(ANALYSIS_ERROR, f"the statement could not be checked ({error!r})")]
 
 
 def _statements(sql: str) -> list[_Statement]:

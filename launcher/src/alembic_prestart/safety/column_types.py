@@ -1,9 +1,11 @@
 """What the migration-safety rules need to know of expressions and types: whether a default is
-volatile, whether a type change is a widening PostgreSQL makes without rewriting the table."""
+volatile, whether a type change is one PostgreSQL makes without rewriting the table, and whether
+an UPDATE's or DELETE's WHERE picks a batch of rows rather than the whole table."""
 
 from __future__ import annotations
 
 from pglast import ast, parse_sql
+from pglast.enums import A_Expr_Kind, BoolExprType
 from pglast.parser import ParseError
 
 # Functions PostgreSQL marks stable or immutable (pg_proc.provolatile <> 'v'): a default calling
@@ -33,6 +35,7 @@ NON_VOLATILE_FUNCTIONS = frozenset(
         "array_fill",
     }
 )
+NO_ARGUMENT_FUNCTIONS = frozenset({"now", "transaction_timestamp", "statement_timestamp"})
 SERIAL_TYPES = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
 
 
@@ -51,11 +54,11 @@ def non_volatile(expression: object) -> bool:
         return all(non_volatile(e) for e in expression.elements or ())
     if isinstance(expression, ast.FuncCall) and expression.funcname:
         name = expression.funcname[-1]
-        return (
-            isinstance(name, ast.String)
-            and name.sval in NON_VOLATILE_FUNCTIONS
-            and all(non_volatile(a) for a in expression.args or ())
-        )
+        if not isinstance(name, ast.String) or name.sval not in NON_VOLATILE_FUNCTIONS:
+            return False
+        if expression.args and name.sval in NO_ARGUMENT_FUNCTIONS:
+            return False  # now(1) names no built-in function
+        return all(non_volatile(a) for a in expression.args or ())
     return False
 
 
@@ -127,6 +130,10 @@ _MAX_PRECISION = 6
 _INTERVAL_FULL_RANGE = 32767  # interval's first modifier when no fields (YEAR, DAY ...) limit it
 
 
+def _scale(numeric: tuple[int, ...]) -> int:
+    return numeric[1] if len(numeric) > 1 else 0
+
+
 def _wider_or_equal(kind: str, old: tuple[int, ...], new: tuple[int, ...]) -> bool:
     """True when every value of `kind` with modifier `old` fits `new` unchanged: the support
     functions (varchar_support, numeric_support, timestamp_support, ...) then drop the length
@@ -138,7 +145,7 @@ def _wider_or_equal(kind: str, old: tuple[int, ...], new: tuple[int, ...]) -> bo
     if kind in ("varchar", "varbit"):
         return bool(old) and new[0] >= old[0]
     if kind == "numeric":  # numeric(p) is numeric(p, 0); the scale must stay
-        return bool(old) and (new + (0,))[1] == (old + (0,))[1] and new[0] >= old[0]
+        return bool(old) and _scale(new) == _scale(old) and new[0] >= old[0]
     if kind in _PRECISION_TYPES:
         return new[0] >= (old or (_MAX_PRECISION,))[0]
     if kind == "interval":  # (range, precision); a range limited to some fields is not judged
@@ -167,3 +174,130 @@ def parse_type(spelled: str) -> ast.TypeName | None:
 def spell(type_name: ast.TypeName) -> str:
     mods = modifiers(type_name) or ()
     return type_name_of(type_name) + (f"({','.join(map(str, mods))})" if mods else "")
+
+
+def same_type(one: ast.TypeName, other: ast.TypeName) -> bool:
+    return (
+        type_name_of(one) == type_name_of(other)
+        and modifiers(one) == modifiers(other)
+        and bool(one.arrayBounds) == bool(other.arrayBounds)
+    )
+
+
+def reads_column(expression: ast.Node | None, column: str, new: ast.TypeName) -> bool:
+    """True when a USING expression is the column itself or its cast to the new type: then
+    PostgreSQL coerces exactly as it does without USING (a relabel needs no rewrite)."""
+    if isinstance(expression, ast.TypeCast) and expression.typeName is not None:
+        return same_type(expression.typeName, new) and _column_name(expression.arg) == column
+    return _column_name(expression) == column
+
+
+# The batch heuristic. An UPDATE or DELETE touches a batch, not the whole table, when its WHERE
+# (or a subquery it reads) bounds the rows: a LIMIT-ed subquery (`id IN (SELECT id ... LIMIT
+# 1000)`, `ctid = ANY(ARRAY(SELECT ... LIMIT n))`, `FROM (SELECT ... LIMIT n) AS s`), a key
+# column compared to constants (`id = 5`, `id IN (1, 2)`, `id = ANY($1)`, `id BETWEEN a AND b`,
+# `id >= a AND id < b`). Any other condition (`col IS NULL`, `status = 'new'`, a one-sided
+# range `id > 1000`, a join to an unbounded table) may match every row, so it counts as the
+# whole table. A key column is `id`, `ctid`, `pk` or a name ending in `_id`: the catalog's primary
+# keys are not read, so a name is the best evidence at hand. Conditions joined by AND bound the
+# rows if any one does; by OR only if every one does.
+KEY_COLUMNS = frozenset({"id", "ctid", "pk"})
+
+
+def picks_batch(where: ast.Node | None, from_clause: tuple[ast.Node, ...] = ()) -> bool:
+    """True when an UPDATE's or DELETE's WHERE (and FROM/USING) bounds it to a batch of rows."""
+    if any(_limited(item) for item in from_clause):
+        return True
+    return where is not None and _bounds(where)
+
+
+def _bounds(condition: ast.Node) -> bool:
+    if isinstance(condition, ast.BoolExpr):
+        arguments = condition.args or ()
+        if condition.boolop == BoolExprType.AND_EXPR:
+            return any(_bounds(a) for a in arguments) or _two_sided(arguments)
+        if condition.boolop == BoolExprType.OR_EXPR:
+            return bool(arguments) and all(_bounds(a) for a in arguments)
+        return False
+    if isinstance(condition, ast.SubLink):
+        return _limited(condition)
+    if not isinstance(condition, ast.A_Expr):
+        return False
+    operator = _operator(condition)
+    if condition.kind == A_Expr_Kind.AEXPR_OP_ANY and operator == "=":
+        values = condition.rexpr
+        if isinstance(values, ast.SubLink):
+            return _limited(values)
+        return _is_key(condition.lexpr) and _constant(values)
+    if condition.kind == A_Expr_Kind.AEXPR_IN and operator == "=":
+        return _is_key(condition.lexpr) and _constant(condition.rexpr)
+    if condition.kind == A_Expr_Kind.AEXPR_BETWEEN:
+        return _is_key(condition.lexpr) and _constant(condition.rexpr)
+    if condition.kind == A_Expr_Kind.AEXPR_OP and operator == "=":
+        left, right = condition.lexpr, condition.rexpr
+        return (_is_key(left) and _constant(right)) or (_is_key(right) and _constant(left))
+    return False
+
+
+def _two_sided(conditions: tuple[ast.Node, ...]) -> bool:
+    """`key >= a AND key < b`: a key column bounded from below and from above by constants."""
+    below: set[str] = set()
+    above: set[str] = set()
+    for condition in conditions:
+        if not isinstance(condition, ast.A_Expr) or condition.kind != A_Expr_Kind.AEXPR_OP:
+            continue
+        operator = _operator(condition)
+        column: object = condition.lexpr
+        value: object = condition.rexpr
+        if _constant(column):  # `5 < id` reads as `id > 5`
+            column, value = value, column
+            operator = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(operator, operator)
+        name = _column_name(column)
+        if name is None or not _is_key(column) or not _constant(value):
+            continue
+        if operator in (">", ">="):
+            below.add(name)
+        elif operator in ("<", "<="):
+            above.add(name)
+    return bool(below & above)
+
+
+def _limited(node: object) -> bool:
+    """A subquery (or a FROM item) that reads at most LIMIT rows."""
+    if isinstance(node, ast.SubLink):
+        query = node.subselect
+    elif isinstance(node, ast.RangeSubselect):
+        query = node.subquery
+    else:
+        return False
+    return isinstance(query, ast.SelectStmt) and query.limitCount is not None
+
+
+def _operator(expression: ast.A_Expr) -> str:
+    name = expression.name[-1] if expression.name else None
+    return name.sval or "" if isinstance(name, ast.String) else ""
+
+
+def _column_name(expression: object) -> str | None:
+    if not isinstance(expression, ast.ColumnRef) or not expression.fields:
+        return None
+    last = expression.fields[-1]
+    return last.sval if isinstance(last, ast.String) else None
+
+
+def _is_key(expression: object) -> bool:
+    name = _column_name(expression)
+    return name is not None and (name in KEY_COLUMNS or name.endswith("_id"))
+
+
+def _constant(expression: object) -> bool:
+    """A constant, a bound parameter, or a list or array of them."""
+    if isinstance(expression, tuple):
+        return bool(expression) and all(_constant(item) for item in expression)
+    if isinstance(expression, ast.A_Const | ast.ParamRef):
+        return True
+    if isinstance(expression, ast.TypeCast):
+        return _constant(expression.arg)
+    if isinstance(expression, ast.A_ArrayExpr):
+        return _constant(expression.elements or ())
+    return False
