@@ -14,6 +14,7 @@ driver's message redacted; an error of the SQL or its arguments (a bug) is left 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sqlite3
@@ -192,7 +193,10 @@ class PostgresStore(UserStore):
                     try:
                         rows: list[Any] = await connection.fetch(query, *args)
                     except self._breaking_errors:
-                        connection.terminate()
+                        # A connection asyncpg saw close is already out of the pool (and its
+                        # proxy says so with an InterfaceError).
+                        with contextlib.suppress(self._asyncpg.InterfaceError):
+                            connection.terminate()
                         raise
                     return rows
             except self._asyncpg.UniqueViolationError:

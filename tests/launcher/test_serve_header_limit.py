@@ -4,7 +4,6 @@ httptools with 431 and under h11 with uvicorn's 400, while other connections kee
 from __future__ import annotations
 
 import contextlib
-import http.client
 import socket
 import threading
 import time
@@ -34,19 +33,53 @@ def head_of(size: int, path: str = "/healthz") -> bytes:
     return start + b"a" * (size - len(start) - len(end)) + end
 
 
-def status_of(sock: socket.socket) -> tuple[int, bytes]:
-    """The status and body of the next response on a connection."""
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    return response.status, response.read()
+class Client:
+    """One connection: raw bytes out, whole responses in (a length, or up to the close)."""
 
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.pending = b""  # received, not yet read as a response
 
-def closed_by_peer(sock: socket.socket) -> bool:
-    """The server closed the connection (EOF or a reset)."""
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def status(self) -> int:
+        """The status of the next response, read whole."""
+        while b"\r\n\r\n" not in self.pending:
+            self._receive()
+        head, _, self.pending = self.pending.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+        if "content-length" in fields:
+            length = int(fields["content-length"])
+            while len(self.pending) < length:
+                self._receive()
+            self.pending = self.pending[length:]
+        else:  # the body ends with the connection (h11's 400)
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    self._receive()
+            self.pending = b""
+        return int(lines[0].split()[1])
+
+    def closed_by_peer(self) -> bool:
+        """The server closed the connection (end of file or a reset), nothing more to read."""
+        try:
+            return not self.pending and self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def _receive(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"closed by the server; unread: {self.pending!r}")
+        self.pending += data
 
 
 def environment(url: DatabaseURL, **extra: str) -> dict[str, str]:
@@ -158,53 +191,54 @@ def test_a_huge_header_gets_431_while_others_are_served(
 def test_a_head_of_exactly_the_limit_is_served(server: tuple[Launcher, int]) -> None:
     """The limit counts the request line and headers: 64 KiB passes, one byte more is 431."""
     _launcher, port = server
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head_of(DEFAULT_LIMIT))
-        assert status_of(sock)[0] == 200
+    with Client(port) as client:
+        client.send(head_of(DEFAULT_LIMIT))
+        assert client.status() == 200
         # The count starts again with each request on a kept-alive connection.
-        sock.sendall(head_of(DEFAULT_LIMIT))
-        assert status_of(sock)[0] == 200
-        sock.sendall(head_of(DEFAULT_LIMIT + 1))
-        assert status_of(sock)[0] == 431
-        assert closed_by_peer(sock)
+        client.send(head_of(DEFAULT_LIMIT))
+        assert client.status() == 200
+        client.send(head_of(DEFAULT_LIMIT + 1))
+        assert client.status() == 431
+        assert client.closed_by_peer()
 
 
 def test_pipelined_requests_are_counted_each_on_its_own(server: tuple[Launcher, int]) -> None:
     """Two 40 KB heads sent at once (80 KB together, over the limit): both are answered 200."""
     _launcher, port = server
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head_of(40_000) + head_of(40_000))
-        assert status_of(sock)[0] == 200
-        assert status_of(sock)[0] == 200
+    with Client(port) as client:
+        client.send(head_of(40_000) + head_of(40_000))
+        assert client.status() == 200
+        assert client.status() == 200
 
 
 def test_an_oversized_head_behind_a_pipelined_request_closes(server: tuple[Launcher, int]) -> None:
     """Past the limit behind a request: it is answered first or not at all, never with a 431."""
     _launcher, port = server
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with Client(port) as client:
         with contextlib.suppress(OSError):
-            sock.sendall(head_of(100) + HEAD_START + b"a" * (DEFAULT_LIMIT * 2))
+            client.send(head_of(100) + HEAD_START + b"a" * (DEFAULT_LIMIT * 2))
         received = b""
         with contextlib.suppress(OSError):
-            while data := sock.recv(65536):
+            while data := client.sock.recv(65536):
                 received += data
     # Answered before the rest came in (then 431 follows), or not yet (then nothing): both fine.
     assert received == b"" or received.startswith(b"HTTP/1.1 200 OK\r\n"), received
     assert http_status(port) == 200
 
 
-def test_oversized_trailers_close_the_connection(server: tuple[Launcher, int]) -> None:
-    """Trailers of a chunked body count as header fields: past the limit, the connection ends."""
+def test_oversized_trailers_get_431(server: tuple[Launcher, int]) -> None:
+    """Trailers of a chunked body are header fields too: past the limit, 431 and closed."""
     _launcher, port = server
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
+    with Client(port) as client:
+        client.send(
             b"POST /users HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
             b"transfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: "
         )
         with contextlib.suppress(OSError):
             for _ in range(16):
-                sock.sendall(b"a" * DEFAULT_LIMIT)
-        assert closed_by_peer(sock)
+                client.send(b"a" * DEFAULT_LIMIT)
+        assert client.status() == 431
+        assert client.closed_by_peer()
     assert http_status(port) == 200
 
 
@@ -212,9 +246,9 @@ def test_the_limit_is_set_by_max_header_bytes(small_limit: tuple[Launcher, int])
     """MAX_HEADER_BYTES=4096: a 4096-byte head is served, a 4097-byte one gets 431."""
     _launcher, port = small_limit
     for size, expected in ((4096, 200), (4097, 431)):
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(head_of(size))
-            assert status_of(sock)[0] == expected, size
+        with Client(port) as client:
+            client.send(head_of(size))
+            assert client.status() == expected, size
 
 
 def test_a_body_is_not_counted(small_limit: tuple[Launcher, int]) -> None:
@@ -223,15 +257,15 @@ def test_a_body_is_not_counted(small_limit: tuple[Launcher, int]) -> None:
     padding = "x" * (SMALL_LIMIT * 5)
     body = f'{{"name":"A","email":"big@example.com","padding":"{padding}"}}'.encode()
     head = b"POST /users HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head + b"content-length: %d\r\n\r\n" % len(body) + body)
-        assert status_of(sock)[0] in (201, 409, 422)
-        sock.sendall(head + b"transfer-encoding: chunked\r\n\r\n")
+    with Client(port) as client:
+        client.send(head + b"content-length: %d\r\n\r\n" % len(body) + body)
+        assert client.status() in (201, 409, 422)
+        client.send(head + b"transfer-encoding: chunked\r\n\r\n")
         for start in range(0, len(body), 1000):
             piece = body[start : start + 1000]
-            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-        sock.sendall(b"0\r\n\r\n")
-        assert status_of(sock)[0] in (201, 409, 422)
+            client.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        client.send(b"0\r\n\r\n")
+        assert client.status() in (201, 409, 422)
 
 
 def test_h11_gets_the_same_limit(migrated: DatabaseURL, tmp_path: Path) -> None:
@@ -241,13 +275,13 @@ def test_h11_gets_the_same_limit(migrated: DatabaseURL, tmp_path: Path) -> None:
     )
     try:
         assert "--h11-max-incomplete-event-size 4096 " in cmdline(launcher.pid)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(head_of(3000))
-            assert status_of(sock)[0] == 200
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(HEAD_START + b"a" * 8192)
-            assert status_of(sock)[0] == 400
-            assert closed_by_peer(sock)
+        with Client(port) as client:
+            client.send(head_of(3000))
+            assert client.status() == 200
+        with Client(port) as client:
+            client.send(HEAD_START + b"a" * 8192)
+            assert client.status() == 400
+            assert client.closed_by_peer()
     finally:
         launcher.stop()
 
@@ -264,9 +298,9 @@ def test_without_httptools_uvicorns_default_serves_with_one_warning(
         warnings = [line for line in launcher.output.splitlines() if "size-limited" in line]
         assert len(warnings) == 1, launcher.output
         assert "WARNING" in warnings[0] and "no httptools here" in warnings[0]
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(HEAD_START + b"a" * (DEFAULT_LIMIT + 1024))
-            assert status_of(sock)[0] == 400
+        with Client(port) as client:
+            client.send(HEAD_START + b"a" * (DEFAULT_LIMIT + 1024))
+            assert client.status() == 400
     finally:
         launcher.stop()
 

@@ -1,6 +1,7 @@
 """The Alembic environment on both backends."""
 
 import importlib.util
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,46 @@ def test_status_shows_current_head_and_history(database_url: DatabaseURL, tmp_pa
     code, output = status()
     assert code == 0
     assert "applied  create users" in output
+
+
+SQLITE_AUTOINCREMENT = "7d000d0b8e46"  # the revision that stops SQLite reusing ids
+
+
+def _insert(path: Path, email: str) -> int:
+    with sqlite3.connect(path) as connection:
+        cursor = connection.execute("INSERT INTO users (name, email) VALUES ('n', ?)", (email,))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+
+def test_sqlite_rebuild_keeps_the_rows_and_ids_are_not_reused(sqlite_url: DatabaseURL) -> None:
+    """Up to the AUTOINCREMENT revision: rows kept as they were, and the newest id deleted is
+    never handed out again (before it, it was)."""
+    path = sqlite_url.sqlite_path
+    assert run_alembic(sqlite_url, "upgrade", f"{SQLITE_AUTOINCREMENT}-1").returncode == 0
+    ids = [_insert(path, f"{n}@example.com") for n in range(3)]
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM users WHERE id = ?", (ids[-1],))
+    assert _insert(path, "reused@example.com") == ids[-1]  # the bug this revision fixes
+    with sqlite3.connect(path) as connection:
+        before = connection.execute("SELECT * FROM users ORDER BY id").fetchall()
+    result = run_alembic(sqlite_url, "upgrade", SQLITE_AUTOINCREMENT)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT * FROM users ORDER BY id").fetchall() == before
+        connection.execute("DELETE FROM users WHERE id = ?", (ids[-1],))
+    assert _insert(path, "new@example.com") == ids[-1] + 1
+    assert run_alembic(sqlite_url, "downgrade", f"{SQLITE_AUTOINCREMENT}-1").returncode == 0
+
+
+def test_the_sqlite_rebuild_does_nothing_on_postgres(postgres_url: DatabaseURL) -> None:
+    """On PostgreSQL the AUTOINCREMENT revision emits no DDL (a sequence never reuses ids)."""
+    result = run_alembic(
+        postgres_url, "upgrade", f"{SQLITE_AUTOINCREMENT}-1:{SQLITE_AUTOINCREMENT}", "--sql"
+    )
+    assert result.returncode == 0, result.stderr
+    statements = [line for line in result.stdout.splitlines() if line.rstrip().endswith(";")]
+    assert all(
+        "alembic_version" in line or line.startswith(("BEGIN", "COMMIT", "SET"))
+        for line in statements
+    ), result.stdout

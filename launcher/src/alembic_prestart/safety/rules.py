@@ -358,8 +358,9 @@ def _set_variable(statement: ast.VariableSetStmt, state: SchemaState) -> list[Pr
             value = constant.sval
         elif isinstance(constant, ast.Integer):  # hours east of UTC
             value = "UTC" if not constant.ival else str(constant.ival)
-    if statement.is_local:
-        state.transaction.time_zone = value
+    if statement.is_local:  # outside a transaction block SET LOCAL has no effect
+        if state.in_transaction:
+            state.transaction.time_zone = value
     else:
         state.time_zone = value
     return []
