@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Collection, Mapping
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -270,6 +270,256 @@ def test_using_that_only_relabels_the_column_passes(using: str, safe: bool) -> N
     (PostgreSQL 15: varchar -> text USING v::text keeps the table's relfilenode)."""
     found = rules(f"ALTER TABLE users ALTER COLUMN name TYPE text USING {using};", existing=USERS)
     assert found == ([] if safe else ["alter-column-type-rewrites"])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE orders ADD COLUMN user_id bigint REFERENCES users (id);",
+        "BEGIN; ALTER TABLE orders ADD COLUMN user_id bigint REFERENCES users (id); COMMIT;",
+        "ALTER TABLE orders ADD COLUMN user_id bigint REFERENCES users (id), "
+        "ADD COLUMN flag boolean DEFAULT false;",
+    ],
+)
+def test_new_column_with_a_foreign_key_and_no_default_is_not_flagged(sql: str) -> None:
+    """A new column is NULL in every row: PostgreSQL 15 validates its REFERENCES without a scan
+    (pg_stat_xact_user_tables shows none) under a brief SHARE ROW EXCLUSIVE on `users`."""
+    assert rules(sql, existing=USERS | {"orders": {}}) == []
+
+
+def test_new_column_with_a_foreign_key_and_a_default_is_flagged() -> None:
+    """A default fills the new column, so its foreign key is checked against every row."""
+    sql = "ALTER TABLE orders ADD COLUMN user_id bigint DEFAULT 1 REFERENCES users (id);"
+    assert rules(sql, existing=USERS | {"orders": {}}) == ["constraint-without-not-valid"]
+
+
+TO_TIMESTAMPTZ = "ALTER TABLE events ALTER COLUMN at TYPE timestamptz;"
+EVENTS = {"events": {"at": "timestamp without time zone"}}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "GMT", "Zulu", "etc/gmt+0"])
+def test_timestamp_to_timestamptz_passes_under_a_utc_session(zone: str) -> None:
+    """With a zero-offset session TimeZone PostgreSQL 12+ keeps the stored values (no rewrite)."""
+    found = analyse(
+        [("1", TO_TIMESTAMPTZ)], revision_files={}, existing_tables=EVENTS, time_zone=zone
+    )
+    assert found == []
+
+
+@pytest.mark.parametrize("zone", [None, "Europe/Paris", "Europe/London", "Africa/Abidjan"])
+def test_timestamp_to_timestamptz_is_flagged_under_any_other_or_unknown_zone(
+    zone: str | None,
+) -> None:
+    """Any zone with an offset or a history of one (or an unknown zone) means a rewrite."""
+    found = analyse(
+        [("1", TO_TIMESTAMPTZ)], revision_files={}, existing_tables=EVENTS, time_zone=zone
+    )
+    assert [f.rule for f in found] == ["alter-column-type-rewrites"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "flagged"),
+    [
+        ("SET TIME ZONE 'UTC'; " + TO_TIMESTAMPTZ, False),
+        ("SET timezone = 'Etc/UTC'; " + TO_TIMESTAMPTZ, False),
+        ("SET TIME ZONE 'UTC'; RESET timezone; " + TO_TIMESTAMPTZ, True),
+        ("BEGIN; SET LOCAL TIME ZONE 'UTC'; " + TO_TIMESTAMPTZ + " COMMIT;", False),
+        ("BEGIN; SET LOCAL TIME ZONE 'UTC'; COMMIT; " + TO_TIMESTAMPTZ, True),
+        ("SET LOCAL TIME ZONE 'UTC'; " + TO_TIMESTAMPTZ, True),  # no effect outside a block
+    ],
+)
+def test_the_run_s_own_time_zone_settings_are_followed(sql: str, flagged: bool) -> None:
+    """SET [LOCAL] TIME ZONE in the pending SQL decides as the database's setting does."""
+    assert rules(sql, existing=EVENTS) == (["alter-column-type-rewrites"] if flagged else [])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN; ALTER TABLE users RENAME TO customers;"
+        "CREATE VIEW users AS SELECT * FROM customers; COMMIT;",
+        "ALTER TABLE users RENAME TO customers; CREATE VIEW users AS SELECT * FROM customers;",
+        "BEGIN; ALTER TABLE users RENAME COLUMN name TO full_name;"
+        "ALTER TABLE users RENAME TO users_tmp;"
+        "CREATE VIEW users AS SELECT *, full_name AS name FROM users_tmp; COMMIT;",
+    ],
+)
+def test_rename_kept_readable_through_a_view_under_the_old_name_is_not_flagged(sql: str) -> None:
+    """A view under the old name, created before the rename commits, keeps old readers working
+    (outside a transaction block it must be the very next statement)."""
+    assert rules(sql, existing=USERS) == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN; ALTER TABLE users RENAME TO customers; COMMIT;"
+        "BEGIN; CREATE VIEW users AS SELECT * FROM customers; COMMIT;",
+        "ALTER TABLE users RENAME TO customers; SELECT 1;"
+        "CREATE VIEW users AS SELECT * FROM customers;",
+        "BEGIN; ALTER TABLE users RENAME TO customers;",  # the run ends before any view
+    ],
+)
+def test_rename_without_a_view_in_its_transaction_is_flagged(sql: str) -> None:
+    """Readers of the old name break the moment the rename commits without its view."""
+    assert rules(sql, existing=USERS) == ["rename-table"]
+
+
+def test_a_rename_reported_at_commit_belongs_to_its_own_revision(tmp_path: Path) -> None:
+    """The finding names the rename's revision and statement, and that revision's opt-out
+    silences it, though the COMMIT that reveals it is in a later revision."""
+    revisions = [
+        ("0002", "BEGIN; ALTER TABLE users RENAME TO customers;"),
+        ("0003", "ALTER TABLE customers ADD COLUMN note text; COMMIT;"),
+    ]
+    (finding,) = analyse(revisions, revision_files={}, existing_tables=USERS)
+    assert (finding.revision, finding.rule, finding.table) == ("0002", "rename-table", "users")
+    assert finding.statement == "ALTER TABLE users RENAME TO customers"
+    opt_out = tmp_path / "0002_rename.py"
+    opt_out.write_text("# migration-lint: ignore rename-table -- a view follows in 0004\n")
+    assert analyse(revisions, revision_files={"0002": opt_out}, existing_tables=USERS) == []
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "UPDATE users SET age = 0",
+        "UPDATE users SET age = 0 WHERE age IS NULL",
+        "UPDATE users SET age = 0 WHERE name = 'x'",
+        "UPDATE users SET age = 0 WHERE id > 1000",
+        "UPDATE users SET age = 0 WHERE id IN (SELECT id FROM users WHERE age IS NULL)",
+        "UPDATE users SET age = 0 WHERE id BETWEEN 1 AND 10 OR age IS NULL",
+        "UPDATE users u SET age = s.age FROM stats s WHERE u.id = s.user_id",
+        "DELETE FROM users WHERE age IS NULL",
+    ],
+)
+def test_whole_table_backfill_after_ddl_in_the_same_transaction_is_flagged(update: str) -> None:
+    """No WHERE, or one that may match every row, backfills the whole table while the
+    transaction holds the ALTER's ACCESS EXCLUSIVE lock."""
+    sql = f"BEGIN; ALTER TABLE users ADD COLUMN nickname text; {update}; COMMIT;"
+    assert rules(sql, existing=USERS) == ["backfill-under-lock"]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "UPDATE users SET age = 0 WHERE id BETWEEN 1 AND 1000",
+        "UPDATE users SET age = 0 WHERE id >= 1 AND id < 1000 AND age IS NULL",
+        "UPDATE users SET age = 0 WHERE 1000 > id AND id >= 1",
+        "UPDATE users SET age = 0 WHERE id IN (1, 2, 3)",
+        "UPDATE users SET age = 0 WHERE id = ANY(ARRAY[1, 2, 3])",
+        "UPDATE users SET age = 0 WHERE id = ANY($1)",
+        "UPDATE users SET age = 0 WHERE id = 42",
+        "UPDATE users SET age = 0 WHERE account_id = 7 AND age IS NULL",
+        "UPDATE users SET age = 0 WHERE id IN (SELECT id FROM users WHERE age IS NULL LIMIT 500)",
+        "UPDATE users u SET age = 0 FROM (SELECT id FROM users LIMIT 500) b WHERE u.id = b.id",
+        "DELETE FROM users WHERE ctid = ANY(ARRAY(SELECT ctid FROM users LIMIT 500))",
+    ],
+)
+def test_batches_are_not_whole_table_backfills(update: str) -> None:
+    """A key range, a list of keys, or a LIMIT-ed subquery bounds the rows: a batch."""
+    sql = f"BEGIN; ALTER TABLE users ADD COLUMN nickname text; {update}; COMMIT;"
+    assert rules(sql, existing=USERS) == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN; ALTER TABLE users ADD COLUMN nickname text; COMMIT;"
+        "BEGIN; UPDATE users SET nickname = name; COMMIT;",
+        "BEGIN; LOCK TABLE users IN ROW EXCLUSIVE MODE; UPDATE users SET age = 0; COMMIT;",
+        "BEGIN; ALTER TABLE orders ADD COLUMN note text; UPDATE users SET age = 0; COMMIT;",
+        "BEGIN; CREATE TABLE t (a int); INSERT INTO t VALUES (1); UPDATE t SET a = 2; COMMIT;",
+        "UPDATE users SET age = 0;",
+    ],
+)
+def test_backfill_without_a_write_blocking_lock_is_not_flagged(sql: str) -> None:
+    """The rule is about a strong lock held through the backfill: none here (another
+    transaction, a weak lock, another table, a new table, no transaction block)."""
+    assert rules(sql, existing=USERS | {"orders": {}}) == []
+
+
+def test_backfill_after_lock_table_is_flagged() -> None:
+    """LOCK TABLE in a write-blocking mode, then a whole-table UPDATE, holds the lock throughout."""
+    sql = "BEGIN; LOCK TABLE users IN SHARE MODE; UPDATE users SET age = 0; COMMIT;"
+    (finding,) = lint(sql, existing=USERS)
+    assert finding.rule == "backfill-under-lock"
+    assert "SHARE lock its LOCK TABLE took" in finding.message
+
+
+def test_validate_in_a_transaction_that_altered_the_table_is_flagged() -> None:
+    """Any earlier strong lock on the table (here ADD COLUMN's) is held through the scan."""
+    sql = (
+        "BEGIN; ALTER TABLE users ADD COLUMN nickname text;"
+        "ALTER TABLE users VALIDATE CONSTRAINT users_age_check; COMMIT;"
+    )
+    assert rules(sql, existing=USERS) == ["validate-constraint-under-lock"]
+
+
+def test_domain_validate_is_flagged_unlike_a_table_s() -> None:
+    """ALTER DOMAIN ... VALIDATE CONSTRAINT takes SHARE on every table using the domain while
+    it scans (pg_locks on PostgreSQL 15), unlike ALTER TABLE's SHARE UPDATE EXCLUSIVE."""
+    assert rules("ALTER DOMAIN positive VALIDATE CONSTRAINT positive_check;") == [
+        "alter-domain-scans-columns"
+    ]
+    assert rules("ALTER DOMAIN positive SET NOT NULL;") == ["alter-domain-scans-columns"]
+    assert rules("CREATE DOMAIN p AS int; ALTER DOMAIN p ADD CHECK (VALUE > 0);") == []
+
+
+def test_set_not_null_after_a_check_validated_in_an_earlier_run_is_not_flagged() -> None:
+    """VALIDATE of a constraint named for the column, added by an earlier migration, then SET
+    NOT NULL: PostgreSQL 12+ uses the check (squawk's cross-migration case)."""
+    sql = (
+        "ALTER TABLE users VALIDATE CONSTRAINT users_age_not_null;"
+        "ALTER TABLE users ALTER COLUMN age SET NOT NULL;"
+    )
+    assert rules(sql, existing=USERS) == []
+    other = sql.replace("ALTER COLUMN age", "ALTER COLUMN name")
+    assert rules(other, existing=USERS) == ["set-not-null-without-check"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "table", "lock"),
+    [
+        ("CREATE INDEX ix ON users (age);", "users", "SHARE"),
+        ("ALTER TABLE public.users ADD COLUMN j json;", "public.users", "ACCESS EXCLUSIVE"),
+        (
+            "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id);",
+            "orders",
+            "SHARE ROW EXCLUSIVE",
+        ),
+        ("ALTER TABLE users ADD CONSTRAINT c CHECK (age > 0);", "users", "ACCESS EXCLUSIVE"),
+        (
+            "BEGIN; LOCK TABLE users; ALTER TABLE users VALIDATE CONSTRAINT c; COMMIT;",
+            "users",
+            "SHARE UPDATE EXCLUSIVE",
+        ),
+        (
+            "BEGIN; LOCK TABLE users; UPDATE users SET age = 1; COMMIT;",
+            "users",
+            "ROW EXCLUSIVE",
+        ),
+        ("REINDEX TABLE users;", "users", "SHARE"),
+        ("TRUNCATE app.users;", "app.users", "ACCESS EXCLUSIVE"),
+        ("ALTER DOMAIN positive SET NOT NULL;", None, "SHARE"),
+        ("ALTER TYPE status RENAME VALUE 'a' TO 'b';", None, None),
+    ],
+)
+def test_each_finding_names_its_table_and_the_lock_the_statement_takes(
+    sql: str, table: str | None, lock: str | None
+) -> None:
+    """The table as the statement names it, and PostgreSQL 15's lock mode for the statement."""
+    (finding,) = lint(sql, existing=USERS | {"orders": {}})
+    assert (finding.table, finding.lock) == (table, lock)
+
+
+@pytest.mark.parametrize(("rule", "dangerous", "safe"), CASES, ids=[c[0] for c in CASES])
+def test_every_rule_can_be_opted_out_with_a_reason(
+    tmp_path: Path, rule: str, dangerous: str, safe: str
+) -> None:
+    """`# migration-lint: ignore RULE -- reason` silences each rule, the new ones included."""
+    path = opt_out_file(tmp_path, f"# migration-lint: ignore {rule} -- reviewed by hand")
+    assert rules(dangerous, path=path, existing=USERS | {"orders": {}}) == []
 
 
 def test_tables_created_in_the_pending_sql_are_not_existing() -> None:

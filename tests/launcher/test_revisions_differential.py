@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic_prestart.revisions.query import _pending
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -180,6 +181,10 @@ def _compare(tree: Tree, layout: str, *, must_answer: bool) -> None:
                 continue
             assert [r.id for r in pending] == expected, f"at {current}"
             assert all(r.message == f"revision {r.id}" for r in pending)
+            if must_answer and expected is not None:
+                # The slow path (`check` asking Alembic in a child) uses its public API only:
+                # the same revisions as `upgrade` runs.
+                assert sorted(r.revision for r in _pending(script, current)) == sorted(expected)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

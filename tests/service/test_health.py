@@ -1,6 +1,8 @@
 """Liveness and readiness."""
 
+import socket
 import sqlite3
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -9,6 +11,7 @@ from service.main import create_app
 from service.routers.health import SchemaState, schema_state
 from service.settings import get_settings
 from tests.support import postgres
+from tests.support.processes import Launcher, launcher_env
 from tests.support.revisions import HEAD
 from tests.support.urls import DatabaseURL
 
@@ -117,3 +120,23 @@ def test_root_is_200_without_the_database(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.json()["docs"] == "/docs"
     assert client.head("/").status_code == 200
+
+
+@pytest.mark.slow  # a real launcher
+def test_the_readiness_watchers_probe_is_a_200_in_the_access_log(
+    sqlite_url: DatabaseURL, port: int, tmp_path: Path
+) -> None:
+    """Under systemd (NOTIFY_SOCKET), the launcher's readiness probe of / logs a 200, no 404."""
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        notify.settimeout(30)
+        env = launcher_env(sqlite_url, NOTIFY_SOCKET=address)
+        launcher = Launcher(["--port", str(port)], env=env, log_path=tmp_path / "out")
+        try:
+            while "READY=1" not in notify.recv(4096).decode().split("\n"):
+                pass
+        finally:
+            launcher.stop()
+    assert '"GET / HTTP/1.1" 200' in launcher.output, launcher.output
+    assert " 404" not in launcher.output

@@ -14,8 +14,9 @@ Two things are added:
   worker takes it out, so what a worker spawns itself is left alone. multiprocessing's resource
   tracker ends by itself once the processes holding its pipe (the server, its workers) are gone.
 - The header-limited protocol (httptools_protocol.py), which the launcher names with `--http`,
-  falls back to uvicorn's default HTTP implementation, with one warning line, when it cannot
-  be imported (no httptools, or a uvicorn whose HttpToolsProtocol it no longer fits).
+  gives way to uvicorn's default HTTP implementation, with one warning line, when uvicorn
+  cannot serve with it: a uvicorn before 0.36 (its `--http` took no class), no httptools, or a
+  HttpToolsProtocol the subclass no longer fits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import logging
 import os
 import sys
 
+import click
+
 HEADER_LIMITED_PROTOCOL = (
     "alembic_prestart.process.httptools_protocol:HeaderLimitedHttpToolsProtocol"
 )
@@ -32,33 +35,49 @@ SERVER_PID = "ALEMBIC_PRESTART_SERVER_PID"
 
 
 def main() -> None:
-    args = _header_limit_or_default(sys.argv[1:])
-    os.environ[SERVER_PID] = str(os.getpid())
     import uvicorn
 
+    args = _header_limit_or_default(uvicorn.main, sys.argv[1:])
+    os.environ[SERVER_PID] = str(os.getpid())
     uvicorn.main(args=args, prog_name="uvicorn")
 
 
-def _header_limit_or_default(args: list[str]) -> list[str]:
-    """`args` as given, or without `--http <the header-limited protocol>` when it cannot load."""
+def _header_limit_or_default(command: click.Command, args: list[str]) -> list[str]:
+    """`args` as given, or without `--http <the header-limited protocol>` when uvicorn cannot
+    serve with it (one warning line says why)."""
     if HEADER_LIMITED_PROTOCOL not in args:
         return args  # the user chose --http
-    module, _, name = HEADER_LIMITED_PROTOCOL.partition(":")
     try:
-        getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        _warn(
-            f"request headers are not size-limited under httptools ({error}): uvicorn's "
-            "default HTTP implementation serves"
-        )
-        at = args.index(HEADER_LIMITED_PROTOCOL)
-        return args[: at - 1] + args[at + 1 :]
-    except ValueError as error:  # a bad MAX_HEADER_BYTES, when not started by the launcher
+        reason = _why_not_header_limited(command)
+    except ValueError as error:  # a bad MAX_HEADER_BYTES: the launcher refuses it before this
         from alembic_prestart.errors import EXIT_CONFIG
 
         _warn(f"configuration error: {error}", level=logging.ERROR)
         sys.exit(EXIT_CONFIG)
-    return args
+    if reason is None:
+        return args
+    _warn(
+        f"request headers are not size-limited under httptools ({reason}): uvicorn's default "
+        "HTTP implementation serves"
+    )
+    at = args.index(HEADER_LIMITED_PROTOCOL)
+    return args[: at - 1] + args[at + 1 :]
+
+
+def _why_not_header_limited(command: click.Command) -> str | None:
+    """Why uvicorn's command cannot serve with the header-limited protocol; None if it can."""
+    [http] = [param for param in command.params if param.name == "http"]
+    try:
+        http.type.convert(HEADER_LIMITED_PROTOCOL, http, None)
+    except click.BadParameter:
+        # Before uvicorn 0.36, --http was a fixed choice; only Config(http=<class>) took one.
+        return "this uvicorn's --http takes no protocol class"
+    module, _, name = HEADER_LIMITED_PROTOCOL.partition(":")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        return str(error)
+    return None
 
 
 def _warn(message: str, *, level: int = logging.WARNING) -> None:

@@ -59,7 +59,7 @@ def code_state(settings: Settings, signals: SignalState, current: tuple[str, ...
     return CodeState(
         heads=answer["heads"],
         pending=[(revision, doc, path) for revision, doc, path in answer["pending"]],
-        history=[(revision, doc) for revision, _downs, doc in answer["history"]],
+        history=[(revision, doc) for revision, doc in answer["history"]],
         ahead=answer["ahead"],
     )
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.script import Script, ScriptDirectory
 
 
 def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
+    """Alembic's public API only: the script directory's heads, walk and iteration."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -24,16 +29,46 @@ def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
     # A database holding only revisions this code lacks is ahead of it (a newer release
     # migrated it): nothing to run, where Alembic itself would refuse to plan.
     ahead = bool(current) and not any(version in known for version in current)
-    # Otherwise what `upgrade heads` runs: the same call Alembic's upgrade command makes.
-    steps = [] if ahead else script._upgrade_revs("heads", cast(Any, current))
+    steps = [] if ahead else _pending(script, current)
     return {
         "ahead": ahead,
         "heads": sorted(script.get_heads()),
-        "pending": [
-            [step.revision.revision, step.revision.doc, step.revision.path] for step in steps
-        ],
-        "history": [[rev.revision, list(rev._all_down_revisions), rev.doc] for rev in history],
+        "pending": [[step.revision, step.doc, step.path] for step in steps],
+        "history": [[revision.revision, revision.doc] for revision in history],
     }
+
+
+def _pending(script: ScriptDirectory, current: tuple[str, ...]) -> list[Script]:
+    """What `upgrade heads` runs from `current`, parents first: every revision the heads need
+    (down revisions and dependencies, as Alembic resolves them) that `current` does not hold."""
+    applied = _needed(script, current)
+    needed = _needed(script, tuple(script.get_heads()))
+    order = {revision.revision: index for index, revision in enumerate(script.walk_revisions())}
+    # walk_revisions() goes from the heads down: its reverse puts every parent first.
+    return sorted(
+        (script.get_revision(revision) for revision in needed - applied),
+        key=lambda revision: -order[revision.revision],
+    )
+
+
+def _needed(script: ScriptDirectory, tips: tuple[str, ...]) -> set[str]:
+    """The revisions in `tips` and everything they rest on."""
+    seen: set[str] = set()
+    stack = [revision for revision in script.get_revisions(tips) if revision is not None]
+    while stack:
+        revision = stack.pop()
+        if revision.revision in seen:
+            continue
+        seen.add(revision.revision)
+        for parent in (*_as_tuple(revision.down_revision), *_as_tuple(revision.dependencies)):
+            stack += [found for found in script.get_revisions(parent) if found is not None]
+    return seen
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,158 @@
+"""libpq as the oracle for DATABASE_URL: where psql lands, and where each of the project's
+connection paths lands, for one URL and one environment.
+
+Each answer is what the server says of the session (database, user, port, TLS), never what a
+client believes it asked for. Run as `python -m tests.support.libpq` (DATABASE_URL and the
+case's environment set), this module connects the way the Alembic child's engines (async and
+sync) and the service's pool do, runs ORACLE_QUERY on each, and prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tests.support.urls import PROJECT_ROOT
+
+ORACLE_QUERY = (
+    "SELECT current_database(), current_user, inet_server_port(), "
+    "coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
+)
+# The paths `python -m tests.support.libpq` reports, in that order.
+PATHS = ("async_engine", "sync_engine", "service_pool")
+
+# The launcher's line naming the session it holds (db/session.py describe()).
+_CONNECTED = re.compile(
+    r"connected to postgresql://(?P<user>.*?)@(?P<where>\[local\]|\[[^\]]*\]:\d+|[^@/:]+:\d+)"
+    r"/(?P<database>.*) \((?P<tls>TLS|no TLS|Unix socket)\), schema "
+)
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Where a session is, as the server reports it (port None: a Unix socket)."""
+
+    database: str
+    user: str
+    port: int | None
+    tls: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one client made of the URL: where it landed, or why it did not connect."""
+
+    reached: Reached | None = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.reached) if self.reached else f"failed: {self.error}"
+
+
+def psql(url: str, env: dict[str, str], timeout: float = 30) -> Outcome:
+    """libpq's answer: psql with this URL and environment (never a prompt, no psqlrc)."""
+    done = subprocess.run(
+        ["psql", url, "-X", "-w", "-At", "-c", ORACLE_QUERY],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        return Outcome(error=done.stderr.strip() or f"psql exited {done.returncode}")
+    database, user, port, tls = done.stdout.strip().split("|")
+    return Outcome(Reached(database, user, int(port) if port else None, tls == "t"))
+
+
+def launcher_reached(output: str) -> Reached | None:
+    """Where the launcher's own session was, from its `connected to ...` line."""
+    found = _CONNECTED.search(output)
+    if found is None:
+        return None
+    where = found["where"]
+    port = None if where == "[local]" else int(where.rpartition(":")[2])
+    return Reached(found["database"], found["user"], port, found["tls"] == "TLS")
+
+
+def project_paths(env: dict[str, str], timeout: float = 60) -> dict[str, Outcome]:
+    """The Alembic child's engines and the service's pool, each connected in one subprocess
+    with `env` (DATABASE_URL included)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.libpq"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"the paths' subprocess exited {done.returncode}:\n{done.stderr}")
+    answers = json.loads(done.stdout)
+    return {
+        path: Outcome(Reached(*answer["reached"])) if "reached" in answer else Outcome(**answer)
+        for path, answer in answers.items()
+    }
+
+
+async def _async_engine() -> Any:
+    from alembic_prestart import create_async_engine
+
+    engine = create_async_engine()
+    try:
+        async with engine.connect() as connection:
+            return (await connection.exec_driver_sql(ORACLE_QUERY)).one()
+    finally:
+        await engine.dispose()
+
+
+async def _sync_engine() -> Any:
+    from alembic_prestart import create_engine
+
+    engine = create_engine()
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql(ORACLE_QUERY).one()
+    finally:
+        engine.dispose()
+
+
+async def _service_pool() -> Any:
+    from service.settings import Settings
+    from service.store import PostgresStore
+
+    # The service's own store, its pool built from its settings as in the app's lifespan.
+    store = PostgresStore(Settings())
+    try:
+        pool = await store._get_pool()
+        return await pool.fetchrow(ORACLE_QUERY)
+    finally:
+        await store.close()
+
+
+async def _answer(connect: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    try:
+        row = await asyncio.wait_for(connect(), 30)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {str(error).strip()[:300]}"}
+    return {"reached": list(row)}
+
+
+async def _main() -> dict[str, Any]:
+    connects = {
+        "async_engine": _async_engine,
+        "sync_engine": _sync_engine,
+        "service_pool": _service_pool,
+    }
+    return {path: await _answer(connects[path]) for path in PATHS}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(_main())))
