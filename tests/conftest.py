@@ -16,7 +16,6 @@ from tests.support.processes import LoggedProcess, reap_leftovers, run_alembic
 from tests.support.project import LAUNCHER_VARIABLES, copy_project, free_port
 from tests.support.urls import DatabaseURL, parse_database_url
 
-
 # Property tests in CI draw the same examples every run (a failure is a bug, never chance);
 # on a laptop they keep exploring. A failure found once is pinned with @example.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
