@@ -16,8 +16,8 @@ COMMON_RESPONSES: Responses = {
     413: {"model": ErrorMessage, "description": "The body is larger than the limit."},
     503: {
         "model": ErrorMessage,
-        "description": "The database is unavailable (retry after Retry-After), "
-        "or its schema is not migrated.",
+        "description": "The database failed: 'database unavailable: <cause>' (Retry-After when "
+        "the cause passes by itself), or 'database schema not migrated'.",
     },
     507: {"model": ErrorMessage, "description": "The database's storage is full."},
 }

@@ -406,6 +406,9 @@ def test_whole_table_backfill_after_ddl_in_the_same_transaction_is_flagged(updat
         "UPDATE users SET age = 0 WHERE id BETWEEN 1 AND 1000",
         "UPDATE users SET age = 0 WHERE id >= 1 AND id < 1000 AND age IS NULL",
         "UPDATE users SET age = 0 WHERE 1000 > id AND id >= 1",
+        "UPDATE users SET age = 0 WHERE id < 10000",
+        "WITH batch AS (SELECT id FROM users WHERE age IS NULL LIMIT 500) "
+        "UPDATE users SET age = 0 FROM batch WHERE users.id = batch.id",
         "UPDATE users SET age = 0 WHERE id IN (1, 2, 3)",
         "UPDATE users SET age = 0 WHERE id = ANY(ARRAY[1, 2, 3])",
         "UPDATE users SET age = 0 WHERE id = ANY($1)",

@@ -1,4 +1,5 @@
-"""The safety analysis as the launcher runs it: before the child, warn or refuse, nothing lost."""
+"""The safety analysis as the launcher runs it: inside the Alembic child, on each statement as it
+is about to run; warn or refuse (exit 5, its revision rolled back), nothing lost."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import postgres
 from tests.support.processes import Launcher, launcher_env
 from tests.support.revisions import HEAD, add_revision
 from tests.support.state import applied_versions
@@ -30,14 +32,71 @@ def _at_head(url: DatabaseURL, root: Path, tmp_path: Path) -> None:
 def test_strict_refuses_a_destructive_revision_before_it_runs(
     postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
 ) -> None:
-    """--lint strict: a pending DROP COLUMN is named with its recipe, exit 5, nothing applied."""
+    """--lint strict: a pending DROP COLUMN is named with its recipe, exit 5 (never 3), the
+    statement never ran and its revision was rolled back; the line says what was applied."""
     _at_head(postgres_url, project_copy, tmp_path)
     add_revision(project_copy, "0002", HEAD, DROP_EMAIL)
     launcher = _run(["migrate", "--lint", "strict"], postgres_url, project_copy, tmp_path / "1")
     assert launcher.process.returncode == 5, launcher.output
     assert "0002 (20261127_0002_test.py): drop-column" in launcher.output
-    assert "[migrate]" not in launcher.output
+    assert f"revisions applied before it: the database is at {HEAD}" in launcher.output
     assert applied_versions(postgres_url) == [HEAD]
+    columns = postgres.fetch(
+        postgres_url,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'test_app' AND table_name = 'users'",
+    )
+    assert "email" in {row[0] for row in columns}
+
+
+def test_strict_applies_the_safe_revisions_before_the_refused_one(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """A safe revision then an unsafe one: the first is applied (a transaction per revision),
+    the second refused, and the error line names what the database is at."""
+    _at_head(postgres_url, project_copy, tmp_path)
+    add_revision(project_copy, "0002", HEAD, 'op.add_column("users", sa.Column("note", sa.Text))')
+    add_revision(project_copy, "0003", "0002", DROP_EMAIL)
+    launcher = _run(["migrate", "--lint", "strict"], postgres_url, project_copy, tmp_path / "1")
+    assert launcher.process.returncode == 5, launcher.output
+    assert "revisions applied before it: the database is at 0002" in launcher.output
+    assert applied_versions(postgres_url) == ["0002"]
+
+
+def test_a_batched_data_migration_is_judged_and_applied_under_strict(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """A data migration that reads rows through op.get_bind() and updates them in batches is
+    analysed statement by statement under strict, and applied: batches are not backfills."""
+    _at_head(postgres_url, project_copy, tmp_path)
+    postgres.execute(
+        postgres_url,
+        "INSERT INTO test_app.users (name, email) "
+        "SELECT 'user ' || n, 'user' || n || '@example.com' FROM generate_series(1, 250) AS n",
+    )
+    add_revision(
+        project_copy,
+        "0002",
+        HEAD,
+        """
+        bind = op.get_bind()
+        ids = [row[0] for row in bind.execute(sa.text("SELECT id FROM users ORDER BY id"))]
+        for start in range(0, len(ids), 100):
+            batch = ids[start : start + 100]
+            bind.execute(
+                sa.text("UPDATE users SET name = upper(name) WHERE id >= :low AND id <= :high"),
+                {"low": batch[0], "high": batch[-1]},
+            )
+    """,
+    )
+    launcher = _run(["migrate", "--lint", "strict"], postgres_url, project_copy, tmp_path / "1")
+    assert launcher.process.returncode == 0, launcher.output
+    assert "migration guard installed" in launcher.output
+    assert applied_versions(postgres_url) == ["0002"]
+    upper = postgres.fetch(
+        postgres_url, "SELECT count(*) FROM test_app.users WHERE name LIKE 'USER %'"
+    )
+    assert upper == [(250,)]
 
 
 def test_warn_reports_and_migrates(

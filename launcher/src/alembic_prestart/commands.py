@@ -61,6 +61,7 @@ def check(settings: Settings) -> int:
     finding. Applies nothing."""
     with capture_signals() as signals:
         state = wait_for(settings, signals)
+        phases.enter(phases.CHECKING)
         try:
             current = state.versions or ()
             code = code_state(settings, signals, current)
@@ -96,17 +97,22 @@ def status(settings: Settings) -> int:
     """The database's revisions, the code's heads, and the history with what is applied."""
     with capture_signals() as signals:
         state = wait_for(settings, signals)
+        phases.enter(phases.CHECKING)
         state.close()
         current = state.versions or ()
         code = code_state(settings, signals, current)
     pending_ids = {revision for revision, _message, _path in code.pending}
-    print(f"database: {settings.database_url.describe()} (schema {settings.schema})")
+    where = settings.database_url.describe()
+    if settings.database_url.is_postgres:
+        where += f" (schema {settings.schema})"
+    print(f"database: {where}")
     note = "  (ahead: a revision this code does not know)" if code.ahead else ""
     print(f"current:  {', '.join(current) or '(empty: nothing applied)'}{note}")
     print(f"head:     {', '.join(code.heads)}")
     print("history, oldest first:")
+    width = max((len(revision) for revision, _message in code.history), default=0)
     for revision, message in code.history:
         mark = "pending" if revision in pending_ids else "applied"
-        print(f"  {revision}  {mark:<8} {message}".rstrip())
+        print(f"  {revision:<{width}}  {mark:<8} {message}".rstrip())
     sys.stdout.flush()
     return EXIT_OK if not pending_ids else EXIT_PENDING

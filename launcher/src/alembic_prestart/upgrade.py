@@ -276,6 +276,8 @@ def _run_alembic(
     from alembic_prestart.process.child import run_child  # subprocess, selectors: when migrating
 
     logs.logger.info("migrating to head (alembic upgrade head)")
+    if settings.lint != "off" and not settings.database_url.is_postgres:
+        logs.logger.info("migration safety analysis skipped: its rules are PostgreSQL's")
     if settings.database_url.is_sqlite:
         # SQLite creates a missing file but not its folder, and Alembic's templates connect
         # before anything else runs: a fresh checkout's var/app.db would fail to open. A

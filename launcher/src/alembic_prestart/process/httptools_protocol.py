@@ -68,23 +68,24 @@ class HeaderLimitedHttpToolsProtocol(HttpToolsProtocol):
         if data:
             super().data_received(data)
 
+    # Progress: the count starts again. (Written out, not a helper: once per request or body
+    # piece, a call costs more than these two lines.)
     def on_headers_complete(self) -> None:
-        self._made_progress()
+        self._unparsed = 0
+        self._progress += 1
         self._in_message = True
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        self._made_progress()
+        self._unparsed = 0
+        self._progress += 1
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._made_progress()
-        self._in_message = False
-        super().on_message_complete()
-
-    def _made_progress(self) -> None:
         self._unparsed = 0
         self._progress += 1
+        self._in_message = False
+        super().on_message_complete()
 
     def _handed_over(self) -> bool:
         """The connection is closing (a 400 for a malformed request) or another protocol took

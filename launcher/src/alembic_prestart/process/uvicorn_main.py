@@ -66,12 +66,14 @@ def _header_limit_or_default(command: click.Command, args: list[str]) -> list[st
 
 def _why_not_header_limited(command: click.Command) -> str | None:
     """Why uvicorn's command cannot serve with the header-limited protocol; None if it can."""
+    import uvicorn
+
     [http] = [param for param in command.params if param.name == "http"]
     try:
         http.type.convert(HEADER_LIMITED_PROTOCOL, http, None)
     except click.BadParameter:
         # Before uvicorn 0.36, --http was a fixed choice; only Config(http=<class>) took one.
-        return "this uvicorn's --http takes no protocol class"
+        return f"uvicorn {uvicorn.__version__}'s --http takes no class; 0.36 and later do"
     module, _, name = HEADER_LIMITED_PROTOCOL.partition(":")
     try:
         getattr(importlib.import_module(module), name)

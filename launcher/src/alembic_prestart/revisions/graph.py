@@ -57,9 +57,6 @@ class RevisionGraph:
         used = {down for rev in self.revisions.values() for down in _all_downs(rev)}
         object.__setattr__(self, "heads", tuple(sorted(set(self.revisions) - used)))
 
-    def revision(self, rev_id: str) -> Revision | None:
-        return self.revisions.get(rev_id)
-
     def is_ahead(self, current: tuple[str, ...]) -> bool:
         """The database holds revisions, none of which this code knows: a newer release
         migrated it (Alembic itself would refuse to plan from there)."""
@@ -72,7 +69,11 @@ class RevisionGraph:
     def pending(self, current: tuple[str, ...]) -> list[Revision] | None:
         """What `alembic upgrade heads` would run from these database heads, in order."""
         if len(set(current)) != len(current) or any(c not in self.revisions for c in current):
-            logger.info("static revision reader unsure: database at %s", ", ".join(current))
+            logger.info(
+                "static revision reader steps aside: the database is at %s, which it cannot "
+                "place in the graph",
+                ", ".join(current),
+            )
             return None  # unknown ids: the database is ahead, diverged, or holds a prefix
         for rev_id in current:
             if self._ancestors[rev_id].intersection(current):

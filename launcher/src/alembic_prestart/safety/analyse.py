@@ -20,6 +20,7 @@ import tokenize
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
@@ -52,6 +53,9 @@ class Finding:
     def line(self) -> str:
         name = self.path.name if self.path is not None else "file unknown"
         return f"{self.revision} ({name}): {self.rule}: {self.message}: {self.statement}"
+
+
+_BOUNDARIES: dict[str, Any] = {word: parse_sql(word)[0].stmt for word in ("BEGIN", "COMMIT")}
 
 
 class RenderError(Exception):
@@ -97,6 +101,49 @@ def split_offline_sql(text: str) -> list[tuple[str, str]]:
     return list(zip(revisions, sql[1:], strict=True))
 
 
+class Analysis:
+    """One migration run judged statement by statement, in the order they run: the offline
+    rendering (`analyse`) and the guard inside the Alembic child feed the same rules so."""
+
+    def __init__(
+        self,
+        *,
+        existing_tables: Collection[str] | Mapping[str, Mapping[str, str]] | None = None,
+        time_zone: str | None = None,
+    ) -> None:
+        self.state = SchemaState(existing_tables=existing_tables, time_zone=time_zone)
+        # A problem's source statement -> where it came from (a rename is reported at COMMIT,
+        # against its own revision).
+        self._places: dict[int, tuple[ast.Node, _Place]] = {}
+        self._opt_outs: dict[Path | None, tuple[set[str], list[tuple[str, str, str]]]] = {}
+
+    def opt_out_problems(self, revision: str, path: Path | None) -> list[Finding]:
+        """The faulty opt-out comments of a revision's file, once per file."""
+        if path in self._opt_outs:
+            return []
+        _ignored, problems = self._opt_outs.setdefault(path, _read_opt_outs(path))
+        return [Finding(rule, revision, path, text, msg) for rule, msg, text in problems]
+
+    def feed(self, revision: str, path: Path | None, sql: str) -> list[Finding]:
+        """The findings of `sql` (one or more statements of `revision`), less its opt-outs."""
+        findings = self.opt_out_problems(revision, path)
+        ignored = frozenset(self._opt_outs[path][0])
+        for statement in _statements(sql):
+            place = _Place(revision, path, _one_line(statement.text), ignored)
+            if statement.node is not None:
+                self._places[id(statement.node)] = (statement.node, place)
+            findings += _findings(_judge(statement, self.state), place, self._places)
+        return findings
+
+    def boundary(self, word: str) -> list[Finding]:
+        """A transaction boundary the driver made without a statement ("BEGIN", "COMMIT")."""
+        return _findings(check(_BOUNDARIES[word], self.state), None, self._places)
+
+    def finish(self) -> list[Finding]:
+        """What only the end of the run reveals (a rename no view made good)."""
+        return _findings(finish(self.state), None, self._places)
+
+
 def analyse(
     revisions: list[tuple[str, str]],
     *,
@@ -112,25 +159,15 @@ def analyse(
     `time_zone`: the session's TimeZone setting (None: unknown), which decides whether
     timestamp to timestamptz rewrites the table.
     """
-    state = SchemaState(existing_tables=existing_tables, time_zone=time_zone)
+    analysis = Analysis(existing_tables=existing_tables, time_zone=time_zone)
     findings: list[Finding] = []
-    places: dict[int, tuple[ast.Node, _Place]] = {}  # a problem's source statement -> its place
     for revision, sql in revisions:
-        path = revision_files.get(revision)
-        ignored, problems = _read_opt_outs(path)
-        findings += [Finding(rule, revision, path, text, msg) for rule, msg, text in problems]
-        for statement in _statements(sql):
-            place = _Place(revision, path, _one_line(statement.text), frozenset(ignored))
-            if statement.node is not None:
-                places[id(statement.node)] = (statement.node, place)
-            findings += _findings(_judge(statement, state), place, places)
-    if places:
-        findings += _findings(finish(state), place, places)
-    return findings
+        findings += analysis.feed(revision, revision_files.get(revision), sql)
+    return findings + analysis.finish()
 
 
 def _findings(
-    problems: list[Problem], current: _Place, places: dict[int, tuple[ast.Node, _Place]]
+    problems: list[Problem], current: _Place | None, places: dict[int, tuple[ast.Node, _Place]]
 ) -> list[Finding]:
     """Each problem as a finding of the statement it lies in, unless its revision opts out."""
     findings: list[Finding] = []
@@ -138,7 +175,7 @@ def _findings(
         place = current
         if problem.source is not None and id(problem.source) in places:
             place = places[id(problem.source)][1]
-        if problem.rule not in place.ignored:
+        if place is not None and problem.rule not in place.ignored:
             findings.append(
                 Finding(
                     problem.rule,

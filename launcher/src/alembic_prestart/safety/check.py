@@ -1,8 +1,11 @@
-"""The migration-safety step: analyse the pending revisions' DDL before the child applies it.
+"""The launcher's side of the migration-safety analysis.
 
-`--lint warn` (the default) logs one line per finding and goes on; `strict` refuses, with exit 5
-and nothing applied; `off` skips it. SQLite is skipped with one line: the rules are
-PostgreSQL's. The analysis itself is safety/analyse.py.
+While migrating (serve, migrate), the analysis runs inside the Alembic child (safety/guard.py,
+installed by env.py's lock helper) on each statement as it runs; the launcher only reads the
+guard's handshake and refusals in the child's output (GuardHandshake). `check --lint` is the
+dry run: Alembic renders the pending SQL offline, and the same rules judge it here, exit 5 on a
+finding; check applies nothing either way. SQLite is skipped with one line: the rules are
+PostgreSQL's. The analysis itself is safety/analyse.py and safety/rules.py.
 """
 
 from __future__ import annotations
@@ -58,10 +61,12 @@ def findings_for_pending(
         signals=signals,
     )
     existing: dict[str, dict[str, str]] | None = None
+    time_zone: str | None = None
     if session is not None:
         existing = {}
         try:
             rows = session.fetch(_COLUMN_TYPES, settings.schema)
+            time_zone = str(session.fetchval("SHOW TimeZone"))
         except RetryableError as error:
             raise SupervisorError(
                 f"lost the database during the migration safety analysis: {error}",
@@ -69,7 +74,12 @@ def findings_for_pending(
             ) from None
         for table, column, type_name in rows:
             existing.setdefault(table, {})[column] = type_name
-    return analyse(split_offline_sql(sql), revision_files=revision_files, existing_tables=existing)
+    return analyse(
+        split_offline_sql(sql),
+        revision_files=revision_files,
+        existing_tables=existing,
+        time_zone=time_zone,
+    )
 
 
 def check_pending(
@@ -96,7 +106,7 @@ def check_pending(
     except RenderError as error:
         if settings.lint == "strict":
             raise SupervisorError(
-                f"migration safety analysis failed, nothing applied (--lint strict): {error}",
+                f"migration safety analysis failed (check --lint): {error}",
                 EXIT_UNSAFE_MIGRATION,
             ) from None
         logs.logger.warning("migration safety analysis skipped: %s", error)
@@ -105,8 +115,8 @@ def check_pending(
         logs.logger.warning("unsafe migration: %s", finding.line())
     if findings and settings.lint == "strict":
         raise SupervisorError(
-            f"{len(findings)} unsafe statement(s) in the pending revisions; nothing applied "
-            "(strict analysis). Follow each recipe, or silence a rule in its revision with "
+            f"{len(findings)} unsafe statement(s) in the pending revisions (check --lint). "
+            "Follow each recipe, or silence a rule in its revision with "
             "`# migration-lint: ignore RULE -- reason`",
             EXIT_UNSAFE_MIGRATION,
         )

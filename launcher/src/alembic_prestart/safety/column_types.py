@@ -193,20 +193,29 @@ def reads_column(expression: ast.Node | None, column: str, new: ast.TypeName) ->
 
 
 # The batch heuristic. An UPDATE or DELETE touches a batch, not the whole table, when its WHERE
-# (or a subquery it reads) bounds the rows: a LIMIT-ed subquery (`id IN (SELECT id ... LIMIT
-# 1000)`, `ctid = ANY(ARRAY(SELECT ... LIMIT n))`, `FROM (SELECT ... LIMIT n) AS s`), a key
-# column compared to constants (`id = 5`, `id IN (1, 2)`, `id = ANY($1)`, `id BETWEEN a AND b`,
-# `id >= a AND id < b`). Any other condition (`col IS NULL`, `status = 'new'`, a one-sided
-# range `id > 1000`, a join to an unbounded table) may match every row, so it counts as the
-# whole table. A key column is `id`, `ctid`, `pk` or a name ending in `_id`: the catalog's primary
-# keys are not read, so a name is the best evidence at hand. Conditions joined by AND bound the
-# rows if any one does; by OR only if every one does.
+# (or a query it reads) bounds the rows: a LIMIT-ed subquery or CTE (`id IN (SELECT id ... LIMIT
+# 1000)`, `ctid = ANY(ARRAY(SELECT ... LIMIT n))`, `FROM (SELECT ... LIMIT n) AS s`), or a key
+# column compared to constants: `id = 5`, `id IN (1, 2)`, `id = ANY($1)`, `id BETWEEN a AND b`,
+# or an upper bound (`id < 10000`, with or without a lower one: keys grow from the first
+# batch). Any other condition (`col IS NULL`, `status = 'new'`, an open-ended `id > 1000`, a join
+# to an unbounded table) may match every row, so it counts as the whole table. A key column is
+# `id`, `ctid`, `pk` or a name ending in `_id`: the catalog's primary keys are not read, so the
+# name is the evidence at hand. Conditions joined by AND bound the rows if any one does; joined
+# by OR, only if each does.
 KEY_COLUMNS = frozenset({"id", "ctid", "pk"})
+_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
 
 
-def picks_batch(where: ast.Node | None, from_clause: tuple[ast.Node, ...] = ()) -> bool:
-    """True when an UPDATE's or DELETE's WHERE (and FROM/USING) bounds it to a batch of rows."""
-    if any(_limited(item) for item in from_clause):
+def picks_batch(
+    where: ast.Node | None,
+    from_clause: tuple[ast.Node, ...] = (),
+    with_clause: ast.WithClause | None = None,
+) -> bool:
+    """True when an UPDATE's or DELETE's WHERE (with its FROM/USING and WITH) bounds it to a
+    batch of rows."""
+    ctes = with_clause.ctes or () if with_clause is not None else ()
+    queries = [cte.ctequery for cte in ctes if isinstance(cte, ast.CommonTableExpr)]
+    if any(_limited(item) for item in (*from_clause, *queries)):
         return True
     return where is not None and _bounds(where)
 
@@ -215,7 +224,7 @@ def _bounds(condition: ast.Node) -> bool:
     if isinstance(condition, ast.BoolExpr):
         arguments = condition.args or ()
         if condition.boolop == BoolExprType.AND_EXPR:
-            return any(_bounds(a) for a in arguments) or _two_sided(arguments)
+            return any(_bounds(a) for a in arguments)
         if condition.boolop == BoolExprType.OR_EXPR:
             return bool(arguments) and all(_bounds(a) for a in arguments)
         return False
@@ -229,48 +238,28 @@ def _bounds(condition: ast.Node) -> bool:
         if isinstance(values, ast.SubLink):
             return _limited(values)
         return _is_key(condition.lexpr) and _constant(values)
-    if condition.kind == A_Expr_Kind.AEXPR_IN and operator == "=":
-        return _is_key(condition.lexpr) and _constant(condition.rexpr)
-    if condition.kind == A_Expr_Kind.AEXPR_BETWEEN:
-        return _is_key(condition.lexpr) and _constant(condition.rexpr)
-    if condition.kind == A_Expr_Kind.AEXPR_OP and operator == "=":
-        left, right = condition.lexpr, condition.rexpr
-        return (_is_key(left) and _constant(right)) or (_is_key(right) and _constant(left))
+    if condition.kind in (A_Expr_Kind.AEXPR_IN, A_Expr_Kind.AEXPR_BETWEEN):
+        return (
+            operator in ("=", "BETWEEN")
+            and _is_key(condition.lexpr)
+            and (_constant(condition.rexpr))
+        )
+    if condition.kind == A_Expr_Kind.AEXPR_OP:
+        key: object = condition.lexpr
+        value: object = condition.rexpr
+        if _constant(key):  # `10000 > id` reads as `id < 10000`
+            key, value, operator = value, key, _MIRRORED.get(operator, "")
+        return operator in ("=", "<", "<=") and _is_key(key) and _constant(value)
     return False
 
 
-def _two_sided(conditions: tuple[ast.Node, ...]) -> bool:
-    """`key >= a AND key < b`: a key column bounded from below and from above by constants."""
-    below: set[str] = set()
-    above: set[str] = set()
-    for condition in conditions:
-        if not isinstance(condition, ast.A_Expr) or condition.kind != A_Expr_Kind.AEXPR_OP:
-            continue
-        operator = _operator(condition)
-        column: object = condition.lexpr
-        value: object = condition.rexpr
-        if _constant(column):  # `5 < id` reads as `id > 5`
-            column, value = value, column
-            operator = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(operator, operator)
-        name = _column_name(column)
-        if name is None or not _is_key(column) or not _constant(value):
-            continue
-        if operator in (">", ">="):
-            below.add(name)
-        elif operator in ("<", "<="):
-            above.add(name)
-    return bool(below & above)
-
-
 def _limited(node: object) -> bool:
-    """A subquery (or a FROM item) that reads at most LIMIT rows."""
+    """A query (a subquery, a FROM item, a CTE) that returns at most LIMIT rows."""
     if isinstance(node, ast.SubLink):
-        query = node.subselect
+        node = node.subselect
     elif isinstance(node, ast.RangeSubselect):
-        query = node.subquery
-    else:
-        return False
-    return isinstance(query, ast.SelectStmt) and query.limitCount is not None
+        node = node.subquery
+    return isinstance(node, ast.SelectStmt) and node.limitCount is not None
 
 
 def _operator(expression: ast.A_Expr) -> str:

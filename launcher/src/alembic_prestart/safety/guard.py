@@ -26,25 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pglast import parse_sql
-
-from alembic_prestart.safety.analyse import (
-    Finding,
-    _judge,
-    _one_line,
-    _read_opt_outs,
-    _statements,
-)
+from alembic_prestart.safety.analyse import Analysis, Finding
 from alembic_prestart.safety.protocol import FINDING, REFUSED
-from alembic_prestart.safety.rules import SchemaState, check
 
 logger = logging.getLogger("alembic.prestart")
 
-
 # psycopg's placeholders are not SQL; PostgreSQL's grammar reads $n in their place.
 _PYFORMAT = re.compile(r"%\((\w+)\)s|%s")
-
-_TRANSACTION: dict[str, Any] = {word: parse_sql(word)[0].stmt for word in ("BEGIN", "COMMIT")}
 
 _COLUMN_TYPES = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
@@ -57,20 +45,14 @@ AND NOT a.attisdropped
 
 
 @dataclass
-class _Revision:
-    id: str
-    path: Path | None
-    ignored: set[str]
-
-
-@dataclass
 class SafetyGuard:
     mode: str  # warn, strict, off
     schema: str
-    state: SchemaState | None = None
-    revision: _Revision | None = None
+    analysis: Analysis | None = None
+    revision: tuple[str, Path | None] | None = None
     findings: list[Finding] = field(default_factory=list)
     _transaction: int | None = None
+    _conn: Any = None
 
     @classmethod
     def for_run(cls, lint: str, *, schema: str) -> SafetyGuard:
@@ -84,68 +66,68 @@ class SafetyGuard:
         """Judge `statement` on `conn` before it runs; raise under strict when it is unsafe."""
         if not self.active or conn.dialect.name != "postgresql":
             return
-        if self.state is None:
-            self.state = SchemaState(existing_tables=_existing_tables(conn, self.schema))
-        self._follow_transaction(conn)
-        revision = self._current_revision()
-        sql = _PYFORMAT.sub(lambda _m: "$1", statement)
-        for parsed in _statements(sql):
-            for rule, message in _judge(parsed, self.state):
-                if revision is not None and rule in revision.ignored:
-                    continue
-                finding = Finding(
-                    rule,
-                    revision.id if revision else "(no revision)",
-                    revision.path if revision else None,
-                    _one_line(parsed.text),
-                    message,
-                )
-                self._report(conn, finding)
-
-    def _report(self, conn: Any, finding: Finding) -> None:
-        self.findings.append(finding)
-        size = _table_size(conn, finding)
-        line = f"{finding.line()}{size}"
-        if self.mode == "strict":
-            from alembic_prestart.lock.env import _command_error
-
-            raise _command_error(
-                f"{REFUSED}: {line}; the statement did not run and its revision was rolled "
-                "back. Follow the recipe, or silence the rule in the revision with "
-                "`# migration-lint: ignore RULE -- reason`"
+        self._conn = conn
+        if self.analysis is None:
+            self.analysis = Analysis(
+                existing_tables=_existing_tables(conn, self.schema),
+                time_zone=str(_cursor_rows(conn, "SHOW TimeZone")[0][0]),
             )
-        logger.warning("%s: %s", FINDING, line)
+        self._report(self._follow_transaction(conn))
+        revision_id, path = self._current_revision()
+        sql = _PYFORMAT.sub("$1", statement)
+        self._report(self.analysis.feed(revision_id, path, sql))
 
-    def _follow_transaction(self, conn: Any) -> None:
+    def _report(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            self.findings.append(finding)
+            line = f"{finding.line()}{_table_size(self._conn, finding)}"
+            if self.mode == "strict":
+                from alembic_prestart.lock.env import _command_error
+
+                raise _command_error(
+                    f"{REFUSED}: {line}; the statement did not run and its revision was rolled "
+                    "back. Follow the recipe, or silence the rule in the revision with "
+                    "`# migration-lint: ignore RULE -- reason`"
+                )
+            logger.warning("%s: %s", FINDING, line)
+
+    def _follow_transaction(self, conn: Any) -> list[Finding]:
         """Tell the rules where transactions begin and end, as BEGIN and COMMIT would."""
-        assert self.state is not None
+        assert self.analysis is not None
         current = conn.get_transaction() if conn.in_transaction() else None
         identity = id(current) if current is not None else None
         if identity == self._transaction:
-            return
+            return []
+        findings: list[Finding] = []
         if self._transaction is not None:
-            check(_TRANSACTION["COMMIT"], self.state)
+            findings += self.analysis.boundary("COMMIT")
         if identity is not None:
-            check(_TRANSACTION["BEGIN"], self.state)
+            findings += self.analysis.boundary("BEGIN")
         self._transaction = identity
+        return findings
 
-    def _current_revision(self) -> _Revision | None:
+    def _current_revision(self) -> tuple[str, Path | None]:
         """The revision whose upgrade() is on the stack: its file holds `revision = "..."`."""
         frame = sys._getframe(1)
         while frame is not None:
             if frame.f_code.co_name in ("upgrade", "downgrade"):
                 revision_id = frame.f_globals.get("revision")
                 if isinstance(revision_id, str):
-                    path = Path(frame.f_code.co_filename)
-                    if self.revision is None or self.revision.id != revision_id:
-                        ignored, _problems = _read_opt_outs(path)
-                        self.revision = _Revision(revision_id, path, ignored)
+                    self.revision = (revision_id, Path(frame.f_code.co_filename))
                     return self.revision
             frame = frame.f_back  # type: ignore[assignment]
-        return self.revision  # Alembic's own statements (the version table): the last one
+        # Alembic's own statements (the version table) belong to the last revision seen.
+        return self.revision or ("(no revision)", None)
 
     def finish(self) -> None:
-        if self.active and self.state is not None and not self.findings:
+        """At the end of the run: what only the end reveals, then one line when all is well."""
+        if not self.active or self.analysis is None:
+            return
+        if self._transaction is not None:
+            self._transaction = None
+            self._report(self.analysis.boundary("COMMIT"))
+        self._report(self.analysis.finish())
+        if not self.findings:
             logger.info("migration safety analysis: no finding")
 
 
@@ -168,8 +150,8 @@ def _existing_tables(conn: Any, schema: str) -> dict[str, dict[str, str]]:
 
 def _table_size(conn: Any, finding: Finding) -> str:
     """`[table t: ~N rows, M MB]` from the catalog's estimates, or nothing when unknown."""
-    table = getattr(finding, "table", None)
-    if not table:
+    table = finding.table
+    if not table or conn is None:
         return ""
     literal = "'" + str(table).replace("'", "''") + "'"
     rows = _cursor_rows(
@@ -177,8 +159,7 @@ def _table_size(conn: Any, finding: Finding) -> str:
         f"SELECT c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class AS c "
         f"WHERE c.oid = to_regclass({literal})",
     )
-    lock = getattr(finding, "lock", None)
-    takes = f"; takes {lock}" if lock else ""
+    takes = f"; takes {finding.lock}" if finding.lock else ""
     if not rows:
         return f" [table {table}{takes}]"
     estimate, size = rows[0]

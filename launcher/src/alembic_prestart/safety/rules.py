@@ -85,8 +85,8 @@ MESSAGES: dict[str, str] = {
     "op.get_context().autocommit_block())",
     VOLATILE_DEFAULT: "{what} rewrites the whole table under an ACCESS EXCLUSIVE lock; add the "
     "column without it, SET DEFAULT afterwards, backfill in batches",
-    COLUMN_TYPE: "changing a column's type {why} rewrites the table under an ACCESS EXCLUSIVE "
-    "lock; add a new column, write to both, backfill, switch reads, drop the old one",
+    COLUMN_TYPE: "changing a column's type {why} under an ACCESS EXCLUSIVE lock; add a new "
+    "column, write to both, backfill, switch reads, drop the old one",
     SET_NOT_NULL: "SET NOT NULL scans the table under an ACCESS EXCLUSIVE lock; first ADD "
     "CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT, then SET NOT "
     "NULL (PostgreSQL 12+ uses the check and skips the scan)",
@@ -562,7 +562,8 @@ def _column_default(
         return []
     given = key in state.defaulted_columns
     state.defaulted_columns.discard(key)
-    state.dropped_defaults.add(key)
+    if given:
+        state.dropped_defaults.add(key)
     # A column this run added nullable stays nullable; any other is taken as NOT NULL (the
     # catalog's nullability is not read).
     if existing and given and key not in state.new_nullable_columns:
@@ -577,7 +578,8 @@ def _set_not_null(table: str, column: str, state: SchemaState, *, existing: bool
         return []
     problems = [_problem(DROPPED_DEFAULT)] if key in state.dropped_defaults else []
     checked = key in state.validated_not_null or any(
-        validated == table and column in name for validated, name in state.validated_elsewhere
+        validated == table and _names_column(name, column)
+        for validated, name in state.validated_elsewhere
     )
     return problems if checked else [*problems, _problem(SET_NOT_NULL)]
 
@@ -628,16 +630,16 @@ def _alter_type(
 ) -> list[Problem]:
     new = definition.typeName
     if definition.collClause is not None:
-        return [_problem(COLUMN_TYPE, why="with COLLATE (every index on it is rebuilt)")]
+        return [_problem(COLUMN_TYPE, why="with COLLATE rebuilds every index on the column")]
     using = definition.raw_default
     if using is not None and (new is None or not reads_column(using, column, new)):
-        return [_problem(COLUMN_TYPE, why="with USING")]
+        return [_problem(COLUMN_TYPE, why="with USING rewrites the table")]
     old = state.known_type(table, column)
     if old is None or new is None:
-        return [_problem(COLUMN_TYPE, why="(from a type not known here)")]
+        return [_problem(COLUMN_TYPE, why="from a type not known here may rewrite the table")]
     if in_place(old, new, utc=state.utc()):
         return []
-    return [_problem(COLUMN_TYPE, why=f"from {spell(old)} to {spell(new)}")]
+    return [_problem(COLUMN_TYPE, why=f"from {spell(old)} to {spell(new)} rewrites the table")]
 
 
 # Renames and drops.
@@ -660,8 +662,11 @@ def _rename(statement: ast.RenameStmt, state: SchemaState) -> list[Problem]:
         state.hold(new, ACCESS_EXCLUSIVE, "ALTER TABLE ... RENAME")
         _break_name(state, table, _problem(RENAME_TABLE, shown, ACCESS_EXCLUSIVE), statement)
     elif kind == ObjectType.OBJECT_COLUMN and state.is_existing(table):
+        problem = _problem(RENAME_COLUMN, shown, ACCESS_EXCLUSIVE)
+        if not state.in_transaction:  # a view can take the table's name only once it moves
+            return [problem]
         state.hold(table, ACCESS_EXCLUSIVE, "ALTER TABLE ... RENAME COLUMN")
-        _break_name(state, table, _problem(RENAME_COLUMN, shown, ACCESS_EXCLUSIVE), statement)
+        _break_name(state, table, problem, statement)
     return []
 
 
@@ -767,12 +772,14 @@ def _lock(statement: ast.LockStmt, state: SchemaState) -> list[Problem]:
 
 
 def _update(statement: ast.UpdateStmt, state: SchemaState) -> list[Problem]:
-    whole = not picks_batch(statement.whereClause, statement.fromClause or ())
+    whole = not picks_batch(statement.whereClause, statement.fromClause or (), statement.withClause)
     return _backfill("UPDATE", statement.relation, state) if whole else []
 
 
 def _delete(statement: ast.DeleteStmt, state: SchemaState) -> list[Problem]:
-    whole = not picks_batch(statement.whereClause, statement.usingClause or ())
+    whole = not picks_batch(
+        statement.whereClause, statement.usingClause or (), statement.withClause
+    )
     return _backfill("DELETE", statement.relation, state) if whole else []
 
 
@@ -914,6 +921,13 @@ def _constraint_kind(kind: ConstrType) -> str:
         ConstrType.CONSTR_UNIQUE: "UNIQUE",
         ConstrType.CONSTR_PRIMARY: "PRIMARY KEY",
     }[kind]
+
+
+def _names_column(constraint: str, column: str) -> bool:
+    """A constraint an earlier run added is taken for the column its name spells out
+    (`users_age_not_null` for `age`): its expression is not read from the catalog."""
+    words, wanted = constraint.lower().split("_"), column.lower().split("_")
+    return any(words[i : i + len(wanted)] == wanted for i in range(len(words)))
 
 
 def _not_null_column(expression: ast.Node | None) -> str | None:
