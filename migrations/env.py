@@ -76,9 +76,9 @@ def run_migrations_offline(settings: MigrationSettings) -> None:
         dialect_opts={"paramstyle": "named"},
         **_configure_options(dialect),
     )
-    schema = settings.launcher.schema
+    schema = settings.schema
     with context.begin_transaction():
-        if dialect == "postgresql" and schema:
+        if dialect == "postgresql":
             context.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             context.execute(f'SET search_path TO "{schema}"')
         context.run_migrations()
@@ -116,7 +116,7 @@ def _is_lock_timeout(error: DBAPIError) -> bool:
 
 
 async def _migrate_postgres(engine: AsyncEngine, settings: MigrationSettings) -> None:
-    async with async_migration_lock(engine) as lock_connection:
+    async with async_migration_lock(engine, schema=settings.schema) as lock_connection:
         # The lock connection only watches who blocks the migration: no transaction of its own.
         lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
         await _migrate_postgres_locked(engine, lock_connection, settings)
@@ -172,7 +172,7 @@ def _make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:
 
 
 async def run_async_migrations(settings: MigrationSettings) -> None:
-    engine = create_async_engine(default=DEFAULT_DATABASE_URL)
+    engine = create_async_engine(default=DEFAULT_DATABASE_URL, schema=settings.schema)
     try:
         if engine.dialect.name == "postgresql":
             await _migrate_postgres(engine, settings)
@@ -189,7 +189,7 @@ def run_migrations_online(settings: MigrationSettings) -> None:
     if lent is not None:
         # A caller (a test, pytest-alembic) lends an Engine or a Connection it holds: migrate
         # on it, under the lock, in the configured schema.
-        with migration_lock(lent) as connection:
+        with migration_lock(lent, schema=settings.schema) as connection:
             do_run_migrations(connection)
         return
     asyncio.run(run_async_migrations(settings))

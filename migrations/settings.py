@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from alembic_prestart.config import MigrationEnvironment, SettingError
 
+from service import defaults
+
 
 def _seconds(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
@@ -37,6 +39,12 @@ class MigrationSettings:
     @property
     def lock_timeout(self) -> float:
         return self.launcher.lock_timeout
+
+    @property
+    def schema(self) -> str:
+        """Where the tables and alembic_version live on PostgreSQL: the launcher's, else this
+        project's default (a bare `alembic upgrade head`)."""
+        return self.launcher.schema or defaults.DATABASE_SCHEMA
 
     @classmethod
     def from_environment(cls) -> MigrationSettings:

@@ -24,7 +24,7 @@ import pytest
 
 from tests.support import postgres
 from tests.support.cluster import PASSWORD, PrivateCluster, started_cluster
-from tests.support.libpq import Outcome, launcher_reached, project_paths, psql
+from tests.support.libpq import Outcome, ProjectPaths, launcher_reached, psql
 from tests.support.processes import Launcher
 from tests.support.project import clean_environment, free_port
 from tests.support.urls import DatabaseURL
@@ -67,6 +67,8 @@ def oracle_cluster() -> Iterator[PrivateCluster]:
             f"CREATE ROLE app_pw LOGIN PASSWORD '{escaped}'",
             f"CREATE ROLE app_tls LOGIN PASSWORD '{PASSWORD}'",
             f"CREATE ROLE app_other LOGIN PASSWORD '{PASSWORD}'",
+            f"CREATE ROLE \"app+plus\" LOGIN PASSWORD '{PASSWORD}'",
+            f"CREATE ROLE \"app plus\" LOGIN PASSWORD '{PASSWORD}'",
             f"CREATE ROLE \"{ODD_USER}\" LOGIN PASSWORD '{PASSWORD}'",
         ]
         os_user = pwd.getpwuid(os.geteuid()).pw_name
@@ -168,6 +170,11 @@ def _matrix(
         "user_parameter": Case(
             f"postgresql://{here}/{c_db('user_param')}?user=app_other", with_password
         ),
+        "plus_in_a_query_value": Case(
+            # A + is a +, as everywhere else in a URL; "app plus" is a role too.
+            f"postgresql://{here}/{c_db('plus')}?user=app+plus",
+            with_password,
+        ),
         "user_parameter_over_the_urls_user": Case(
             f"postgresql://postgres@{here}/{c_db('user_over')}?user=app_other", with_password
         ),
@@ -216,8 +223,7 @@ def _matrix(
             {"PGSSLMODE": "disable", **with_password},
         ),
         "url_sslmode_over_pgsslmode": Case(
-            f"postgresql://app_tls@{here}/{c_db('url_over_env', owner='app_tls')}"
-            "?sslmode=require",
+            f"postgresql://app_tls@{here}/{c_db('url_over_env', owner='app_tls')}?sslmode=require",
             {"PGSSLMODE": "disable", **with_password},
         ),
         "verify_full_with_sslrootcert": Case(
@@ -242,12 +248,14 @@ def _matrix(
             f"postgresql://app_other@{here}/{c_db('home_pgpass')}", {"HOME": str(home)}
         ),
         "passfile_line_for_each_host": Case(
+            # libpq reads one line per host; asyncpg sends one password to every host.
             f"postgresql://app_other@{dead},{here}/{c_db('passfile_hosts')}",
-            {
-                "PGPASSFILE": passfile(
-                    "hosts", f"{dead}:*:*:not-the-password", f"{here}:*:*:{pw}"
-                )
-            },
+            {"PGPASSFILE": passfile("hosts", f"{dead}:*:*:not-the-password", f"{here}:*:*:{pw}")},
+            refused="the passfile gives the hosts of this URL different passwords",
+        ),
+        "passfile_one_line_for_several_hosts": Case(
+            f"postgresql://app_pw@{dead},{here}/{c_db('passfile_star', owner='app_pw')}",
+            {"PGPASSFILE": passfile("star", f"127.0.0.1:*:*:app_pw:{PASSFILE_PASSWORD}")},
         ),
         "passfile_for_a_socket_directory": Case(
             f"postgresql://app_pw@/{c_db('passfile_socket', owner='app_pw')}"
@@ -268,6 +276,11 @@ def _matrix(
         "options_parameter": Case(
             f"postgresql://postgres@{MAIN}/{m_db('options')}?options=-c%20search_path%3Dx"
         ),
+        "options_parameter_with_a_bare_equals_sign": Case(
+            # asyncpg reads it (accepted, as every parameter asyncpg reads); libpq wants %3D.
+            f"postgresql://postgres@{MAIN}/{m_db('options_bare')}?options=-c%20search_path=x",
+            oracle_url=f"postgresql://postgres@{MAIN}/{on_main[-1]}?options=-c%20search_path%3Dx",
+        ),
     }
     return cases, on_main
 
@@ -283,22 +296,18 @@ def _environment(home: Path, case: Case) -> dict[str, str]:
     return {**env, "HOME": str(home), **case.env}
 
 
-def _check(case: Case, env: dict[str, str], log: Path) -> None:
-    import time; t0 = time.monotonic()  # TIMING
+def _check(case: Case, env: dict[str, str], paths: ProjectPaths, log: Path) -> None:
     oracle = psql(case.oracle_url or case.url, env)
-    t1 = time.monotonic()  # TIMING
     with_url = {**env, "DATABASE_URL": case.url}
     launcher = Launcher(["status", "--db-wait", "2"], env=with_url, log_path=log)
     code = launcher.wait(timeout=60)
-    t2 = time.monotonic()  # TIMING
     output = launcher.output
     reached = launcher_reached(output)
     errors = [line for line in output.splitlines() if " ERROR " in line]
     seen = {
         "launcher": Outcome(reached) if reached else Outcome(error=f"exit {code}: {errors}"),
-        **project_paths(with_url),
+        **paths.reach(with_url),
     }
-    print(f"TIMING {t1-t0:.2f} {t2-t1:.2f} {time.monotonic()-t2:.2f} {case.url}", flush=True)  # TIMING
     table = "\n".join([f"  psql: {oracle}", *(f"  {path}: {seen[path]}" for path in seen)])
     assert "Traceback" not in output, output
     for secret in SECRETS:
@@ -342,15 +351,15 @@ def outcomes(
     cases, on_main = _matrix(oracle_cluster, postgres_admin, files)
     empty_home = files / "empty-home"
     empty_home.mkdir()
-    jobs = {
-        name: (
-            lambda c=case, n=name: _check(c, _environment(empty_home, c), files / f"{n}.log")
-        )
-        for name, case in cases.items()
-    }
+    paths = ProjectPaths(_environment(empty_home, Case("")))
+
+    def check(name: str, case: Case) -> Callable[[], None]:
+        return lambda: _check(case, _environment(empty_home, case), paths, files / f"{name}.log")
+
     try:
-        yield _run_all(jobs, workers=3)
+        yield _run_all({name: check(name, case) for name, case in cases.items()}, workers=2)
     finally:
+        paths.close()
         for name in on_main:
             postgres.execute(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -372,6 +381,7 @@ CASES = (
     "dbname_parameter_over_the_path",
     "database_parameter_asyncpgs_spelling",
     "user_parameter",
+    "plus_in_a_query_value",
     "user_parameter_over_the_urls_user",
     "port_parameter",
     "percent_encoded_user_and_database",
@@ -391,10 +401,12 @@ CASES = (
     "passfile_with_escaped_colon_and_backslash",
     "passfile_in_home",
     "passfile_line_for_each_host",
+    "passfile_one_line_for_several_hosts",
     "passfile_for_a_socket_directory",
     "connect_timeout_parameter",
     "application_name_parameter",
     "options_parameter",
+    "options_parameter_with_a_bare_equals_sign",
 )
 
 

@@ -222,14 +222,17 @@ def test_message_is_the_first_paragraph_of_the_docstring(tmp_path: Path) -> None
     """Revision.message is Alembic's Script.doc."""
     graph = reader(write_project(tmp_path, _chain()))
     assert graph is not None
-    revision = graph.revision("c3c3")
+    revision = graph.revisions.get("c3c3")
     assert revision is not None and revision.message == "a revision"
 
 
 def test_stepping_aside_is_logged_once_with_file_and_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One record on the launcher's log naming the reason, the file and the line."""
+    # The launcher's root logger stops propagation once configured (by an earlier test in
+    # this process, say): let the records reach caplog's handler.
+    monkeypatch.setattr(logging.getLogger("alembic_prestart"), "propagate", True)
     caplog.set_level(logging.INFO, logger="alembic_prestart.revisions")
     _steps_aside(tmp_path, _chain("if True:\n    down_revision = 'a1a1'"))
     records = [r for r in caplog.records if r.name == "alembic_prestart.revisions"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic_prestart.process import header_limit
+import uvicorn
+from alembic_prestart.process import header_limit, uvicorn_main
 from alembic_prestart.process.serve import uvicorn_argv
 from alembic_prestart.process.uvicorn_main import HEADER_LIMITED_PROTOCOL
 
@@ -72,3 +73,25 @@ def test_max_header_bytes_refuses_what_is_not_a_byte_count(raw: str) -> None:
     """Not an integer, or under 1024 (a value in KiB by mistake): ValueError naming it."""
     with pytest.raises(ValueError, match=f"MAX_HEADER_BYTES must be .* not {raw!r}"):
         header_limit.max_header_bytes({"MAX_HEADER_BYTES": raw})
+
+
+@pytest.mark.parametrize(
+    ("args", "web_concurrency", "spawns"),
+    [
+        (["app", "--workers", "1"], "4", False),
+        (["app", "--workers", "2"], None, True),
+        (["app"], "3", True),
+        (["app"], None, False),
+        (["app", "--reload"], None, True),
+    ],
+)
+def test_the_server_pid_is_handed_on_only_when_uvicorn_spawns(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], web_concurrency: str | None, spawns: bool
+) -> None:
+    """Workers (or --reload's server) get the server's pid; a single process never does, since
+    what it spawns is the app's own."""
+    if web_concurrency is None:
+        monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    else:
+        monkeypatch.setenv("WEB_CONCURRENCY", web_concurrency)
+    assert uvicorn_main._spawns_servers(uvicorn.main, args) is spawns

@@ -2,18 +2,23 @@
 connection paths lands, for one URL and one environment.
 
 Each answer is what the server says of the session (database, user, port, TLS), never what a
-client believes it asked for. Run as `python -m tests.support.libpq` (DATABASE_URL and the
-case's environment set), this module connects the way the Alembic child's engines (async and
-sync) and the service's pool do, runs ORACLE_QUERY on each, and prints one JSON object.
+client believes it asked for. The Alembic child's engines (async and sync) and the service's
+pool are reached through `ProjectPaths`: one process that imports them once, then forks a child
+per case that takes the case's environment (DATABASE_URL included) before anything reads it,
+connects each path and runs ORACLE_QUERY: a process of its own per case without paying a second
+for the imports each time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,25 +86,42 @@ def launcher_reached(output: str) -> Reached | None:
     return Reached(found["database"], found["user"], port, found["tls"] == "TLS")
 
 
-def project_paths(env: dict[str, str], timeout: float = 60) -> dict[str, Outcome]:
-    """The Alembic child's engines and the service's pool, each connected in one subprocess
-    with `env` (DATABASE_URL included)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.libpq"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"the paths' subprocess exited {done.returncode}:\n{done.stderr}")
-    answers = json.loads(done.stdout)
-    return {
-        path: Outcome(Reached(*answer["reached"])) if "reached" in answer else Outcome(**answer)
-        for path, answer in answers.items()
-    }
+class ProjectPaths:
+    """The fork server: `reach(env)` answers for each path of PATHS, one case at a time."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.libpq"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def reach(self, env: dict[str, str]) -> dict[str, Outcome]:
+        """Each path's outcome in a child with exactly `env` as its environment."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        with self._lock:
+            self._process.stdin.write(json.dumps(env) + "\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the fork server exited {self._process.poll()}")
+        return {
+            path: Outcome(Reached(*answer["reached"])) if "reached" in answer else Outcome(**answer)
+            for path, answer in json.loads(line).items()
+        }
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
 
 
 async def _async_engine() -> Any:
@@ -154,5 +176,36 @@ async def _main() -> dict[str, Any]:
     return {path: await _answer(connects[path]) for path in PATHS}
 
 
+def _serve() -> None:
+    """Read one environment per line; answer each from a child forked with it."""
+    import alembic_prestart.db.engine  # noqa: F401 - what each child would import again
+    import asyncpg  # noqa: F401
+    import psycopg  # noqa: F401
+    import sqlalchemy.ext.asyncio  # noqa: F401
+
+    import service.store  # noqa: F401
+
+    for line in sys.stdin:
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the case's environment, then the paths
+            os.close(reader)
+            try:
+                os.environ.clear()
+                os.environ.update(json.loads(line))
+                signal.alarm(120)
+                answer = json.dumps(asyncio.run(_main()))
+                with os.fdopen(writer, "w") as out:
+                    out.write(answer)
+            finally:
+                os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader) as pipe:
+            answer = pipe.read()
+        _pid, status = os.waitpid(pid, 0)
+        died = {"error": f"the child died (wait status {status})"}
+        print(answer or json.dumps(dict.fromkeys(PATHS, died)), flush=True)
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_main())))
+    _serve()

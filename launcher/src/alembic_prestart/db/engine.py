@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic_prestart.config import MigrationEnvironment
-from alembic_prestart.db.url import DatabaseURL, parse_database_url
+from alembic_prestart.db.url import DatabaseURL, parse_database_url, validate_schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -40,9 +40,12 @@ def offline_url(*, root: Path | None = None, default: str | None = None) -> str:
     return "sqlite://" if url.is_sqlite else "postgresql://"
 
 
-def create_engine(*, root: Path | None = None, default: str | None = None) -> Engine:
+def create_engine(
+    *, root: Path | None = None, default: str | None = None, schema: str | None = None
+) -> Engine:
     """A sync engine (Alembic's `generic` template). PostgreSQL through psycopg, the adopter's
-    own dependency (`pip install 'psycopg[binary]'`), handed the URL as libpq reads it."""
+    own dependency (`pip install 'psycopg[binary]'`), handed the URL as libpq reads it.
+    `schema` (default: DATABASE_SCHEMA) becomes each connection's search_path."""
     from sqlalchemy import create_engine as sqlalchemy_engine
     from sqlalchemy import pool
 
@@ -66,10 +69,11 @@ def create_engine(*, root: Path | None = None, default: str | None = None) -> En
         return psycopg.connect(dsn, application_name=settings.application_name)
 
     engine = sqlalchemy_engine("postgresql+psycopg://", creator=connect, poolclass=pool.NullPool)
-    if settings.schema:
+    search_schema = validate_schema(schema) if schema else settings.schema
+    if search_schema:
         # Set after connecting rather than through libpq's `options`, which would replace
         # whatever PGOPTIONS or the URL's own `options` say.
-        search_path = f'SET search_path TO "{settings.schema}"'
+        search_path = f'SET search_path TO "{search_schema}"'
 
         @event.listens_for(engine, "connect")
         def _search_path(dbapi_connection: Any, _record: Any) -> None:
@@ -80,8 +84,11 @@ def create_engine(*, root: Path | None = None, default: str | None = None) -> En
     return engine
 
 
-def create_async_engine(*, root: Path | None = None, default: str | None = None) -> AsyncEngine:
-    """An async engine (Alembic's `async` template): asyncpg reads the URL itself."""
+def create_async_engine(
+    *, root: Path | None = None, default: str | None = None, schema: str | None = None
+) -> AsyncEngine:
+    """An async engine (Alembic's `async` template): asyncpg reads the URL itself.
+    `schema` (default: DATABASE_SCHEMA) becomes each connection's search_path."""
     from sqlalchemy import pool
     from sqlalchemy.ext.asyncio import create_async_engine as sqlalchemy_async_engine
 
@@ -92,8 +99,9 @@ def create_async_engine(*, root: Path | None = None, default: str | None = None)
         return sqlalchemy_async_engine(url.sqlalchemy_url(), poolclass=pool.NullPool)
     dsn = url.asyncpg_dsn()
     server_settings = {"application_name": settings.application_name}
-    if settings.schema:
-        server_settings["search_path"] = settings.schema
+    search_schema = validate_schema(schema) if schema else settings.schema
+    if search_schema:
+        server_settings["search_path"] = search_schema
 
     async def connect() -> Any:
         import asyncpg

@@ -17,10 +17,7 @@ from pathlib import Path
 from alembic_prestart.config import Settings, application_name
 from alembic_prestart.errors import EXIT_CANNOT_LISTEN, EXIT_CONFIG, SupervisorError
 from alembic_prestart.observe import logs, phases
-from alembic_prestart.process import header_limit
-from alembic_prestart.process.uvicorn_main import HEADER_LIMITED_PROTOCOL
-
-UVICORN_MAIN = "alembic_prestart.process.uvicorn_main"
+from alembic_prestart.process import header_limit, uvicorn_main
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -59,12 +56,12 @@ def uvicorn_argv(
 
     `max_header_bytes` goes to h11 here; the httptools protocol reads it from the environment
     (MAX_HEADER_BYTES), where exec_uvicorn puts the same number."""
-    argv = [python, "-m", UVICORN_MAIN, app, "--host", host, "--port", str(port)]
+    argv = [python, "-m", uvicorn_main.__name__, app, "--host", host, "--port", str(port)]
     argv += ["--workers", str(workers), "--app-dir", str(app_dir)]
     if json_logs:
         argv += ["--log-config", str(logs.UVICORN_JSON_CONFIG)]
     if not _given(extra, "--http"):
-        argv += ["--http", HEADER_LIMITED_PROTOCOL]
+        argv += ["--http", uvicorn_main.HEADER_LIMITED_PROTOCOL]
     if not _given(extra, "--h11-max-incomplete-event-size"):
         argv += ["--h11-max-incomplete-event-size", str(max_header_bytes)]
     return argv + list(extra)

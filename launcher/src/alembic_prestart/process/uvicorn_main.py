@@ -10,9 +10,10 @@ Two things are added:
   end of this module is the first thing a worker runs. It asks the kernel for SIGKILL when
   its parent dies (PR_SET_PDEATHSIG). SIGKILL, not SIGTERM: a graceful stop has uvicorn
   terminate and join its workers before it exits, so a parent gone first was killed, and its
-  port must be free for the next start. The server's pid travels in the environment and each
-  worker takes it out, so what a worker spawns itself is left alone. multiprocessing's resource
-  tracker ends by itself once the processes holding its pipe (the server, its workers) are gone.
+  port must be free for the next start. The server's pid travels in the environment, only when
+  uvicorn spawns (with one process, what it spawns is the app's), and each worker takes it out,
+  so what a worker spawns is left alone too. multiprocessing's resource tracker ends by itself
+  once the processes holding its pipe (the server, its workers) are gone.
 - The header-limited protocol (httptools_protocol.py), which the launcher names with `--http`,
   gives way to uvicorn's default HTTP implementation, with one warning line, when uvicorn
   cannot serve with it: a uvicorn before 0.36 (its `--http` took no class), no httptools, or a
@@ -38,8 +39,21 @@ def main() -> None:
     import uvicorn
 
     args = _header_limit_or_default(uvicorn.main, sys.argv[1:])
-    os.environ[SERVER_PID] = str(os.getpid())
+    if _spawns_servers(uvicorn.main, args):
+        # Only then: with one process, the children this process spawns are the app's own.
+        os.environ[SERVER_PID] = str(os.getpid())
     uvicorn.main(args=args, prog_name="uvicorn")
+
+
+def _spawns_servers(command: click.Command, args: list[str]) -> bool:
+    """uvicorn will serve from spawned processes: --workers over 1 (by default
+    $WEB_CONCURRENCY, as its --help says) or --reload."""
+    params = command.make_context("uvicorn", list(args), resilient_parsing=True).params
+    workers = params.get("workers") or os.environ.get("WEB_CONCURRENCY") or 1
+    try:
+        return bool(params.get("reload")) or int(workers) > 1
+    except ValueError:
+        return False  # uvicorn says what is wrong with it
 
 
 def _header_limit_or_default(command: click.Command, args: list[str]) -> list[str]:
