@@ -25,6 +25,7 @@ THIS_PROJECT = Defaults(
     schema=defaults.DATABASE_SCHEMA,
     app=defaults.APP,
     database_url=defaults.DATABASE_URL,
+    ready_path=defaults.READY_PATH,
 )
 
 if __name__ == "__main__":

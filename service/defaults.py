@@ -11,3 +11,5 @@ ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 DATABASE_URL = "sqlite:///var/app.db"
 DATABASE_SCHEMA = "test_app"
 APP = "service.main:app"
+# What the readiness watcher asks for under systemd: a route that answers 200 without the database.
+READY_PATH = "/healthz"

@@ -34,7 +34,8 @@ def test_every_line_is_a_json_object_from_all_three_sources(
         assert set(entry) >= FIELDS, line
         entries.append(entry)
     loggers = {entry["logger"] for entry in entries}
-    assert {"alembic_prestart", "alembic.runtime.migration", "uvicorn.error", "uvicorn.access"} <= loggers
+    expected = {"alembic_prestart", "alembic.runtime.migration", "uvicorn.error", "uvicorn.access"}
+    assert expected <= loggers
     phases = [entry["phase"] for entry in entries]
     assert phases.index("migrating") < phases.index("starting-server") < phases.index("serving")
     access = [e for e in entries if e["logger"] == "uvicorn.access"]

@@ -217,26 +217,9 @@ def test_status_shows_the_chain_with_messages(
     assert launcher.process.returncode == 1
     assert f"current:  {HEAD}" in launcher.output
     assert "head:     0002" in launcher.output
-    assert "0002  pending  test revision 0002" in launcher.output
-
-
-def test_the_supervisor_command_assumes_no_project(tmp_path: Path, project_copy: Path) -> None:
-    """The installed `supervisor` command needs --app (exit 2 without), and finds
-    ./alembic.ini in the cwd, as Alembic does."""
-    import subprocess
-    import sys
-
-    command = Path(sys.executable).parent / "supervisor"
-    result = subprocess.run(
-        [str(command), "serve"],
-        cwd=project_copy,
-        env=launcher_env(None),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "--app module:attribute" in result.stderr
+    width = max(len(HEAD), len("0002"))
+    assert f"  {'0002':<{width}}  pending  test revision 0002" in launcher.output
+    assert f"  {HEAD:<{width}}  applied" in launcher.output  # the columns line up
 
 
 def test_uvicorn_options_the_launcher_owns_are_refused_after_the_separator(

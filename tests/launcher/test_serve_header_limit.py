@@ -303,22 +303,3 @@ def test_without_httptools_uvicorns_default_serves_with_one_warning(
             assert client.status() == 400
     finally:
         launcher.stop()
-
-
-@pytest.mark.parametrize("value", ["64", "abc"])
-def test_a_bad_limit_is_a_configuration_error(
-    migrated: DatabaseURL, tmp_path: Path, value: str
-) -> None:
-    """MAX_HEADER_BYTES that is not a number of bytes >= 1024: exit 78, one line, no server."""
-    port = free_port()
-    launcher = Launcher(
-        ["--port", str(port), "--skip-migrations"],
-        env=environment(migrated, MAX_HEADER_BYTES=value),
-        log_path=tmp_path / "out",
-    )
-    assert launcher.wait() == 78, launcher.output
-    assert f"MAX_HEADER_BYTES must be a number of bytes of at least 1024, not {value!r}" in (
-        launcher.output
-    )
-    assert "Traceback" not in launcher.output
-    assert http_status(port) is None

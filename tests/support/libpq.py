@@ -115,13 +115,14 @@ class ProjectPaths:
         }
 
     def close(self) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.close()  # the server's loop ends, and the server with it
         try:
             self._process.wait(10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(5)
+        self._process.stdout.close()
 
 
 async def _async_engine() -> Any:

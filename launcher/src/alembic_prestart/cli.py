@@ -23,6 +23,7 @@ from alembic_prestart.config import Settings
 from alembic_prestart.db.url import DatabaseURLError, parse_database_url, validate_schema
 from alembic_prestart.errors import EXIT_CONFIG, EXIT_INTERNAL, SupervisorError
 from alembic_prestart.observe import logs, phases
+from alembic_prestart.process import header_limit
 from alembic_prestart.revisions.config import AlembicConfigError, load_alembic_config
 
 POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
@@ -42,6 +43,7 @@ class Defaults:
     schema: str
     app: str | None
     database_url: str | None  # relative SQLite paths resolve from the alembic.ini's folder
+    ready_path: str = "/"
 
 
 ANY_PROJECT = Defaults(
@@ -226,6 +228,22 @@ SERVING = [
         help="The ASGI app, module:attribute, imported from the project root.",
     ),
     option(
+        "--max-header-bytes",
+        envvar="MAX_HEADER_BYTES",
+        type=click.IntRange(min=header_limit.MIN_HEADER_BYTES),
+        default=header_limit.DEFAULT_MAX_HEADER_BYTES,
+        help="Largest request line and headers uvicorn reads; past it: 431 and the connection "
+        "closed.",
+    ),
+    option(
+        "--ready-path",
+        envvar="READY_PATH",
+        default=None,
+        project_default="ready_path",
+        help="The path the readiness watcher GETs (under systemd's NOTIFY_SOCKET) to tell that "
+        "the app serves: a cheap route that answers, so its access line says 200.",
+    ),
+    option(
         "--skip-migrations",
         envvar="SKIP_MIGRATIONS",
         is_flag=True,
@@ -306,6 +324,8 @@ def status(**options: Any) -> None:
 def _settings(options: dict[str, Any]) -> Settings:
     context = click.get_current_context()
     defaults = context.obj if isinstance(context.obj, Defaults) else ANY_PROJECT
+    if "ready_path" in options and not options["ready_path"]:
+        options["ready_path"] = defaults.ready_path
     if "app" in options and not options["app"]:
         if not defaults.app:
             raise click.UsageError("name the app: --app module:attribute (or APP_MODULE)")

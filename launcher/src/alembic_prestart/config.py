@@ -146,6 +146,8 @@ class Settings:
     workers: int = 1
     app: str = ""
     skip_migrations: bool = False
+    max_header_bytes: int = 64 * 1024
+    ready_path: str = "/"
     uvicorn_args: tuple[str, ...] = ()
     python: str = field(default=sys.executable)
 

@@ -45,7 +45,7 @@ class Notifier:
     def status(self, text: str) -> None:
         self.send(f"STATUS={text}")
 
-    def start_readiness_watcher(self, host: str, port: int, main_pid: int) -> None:
+    def start_readiness_watcher(self, host: str, port: int, main_pid: int, path: str = "/") -> None:
         """Fork the watcher that reports READY=1 and STOPPING=1 for the exec'd server."""
         if self.address is None:
             return
@@ -57,12 +57,12 @@ class Notifier:
         # the service manager, never left a zombie under uvicorn, which does not reap it.
         try:
             if os.fork() == 0:
-                _watch(self, host, port, main_pid)
+                _watch(self, host, port, main_pid, path)
         finally:
             os._exit(0)
 
 
-def _watch(notifier: Notifier, host: str, port: int, main_pid: int) -> None:
+def _watch(notifier: Notifier, host: str, port: int, main_pid: int, path: str) -> None:
     # Its command line is still the launcher's; a name of its own tells it apart in ps/top.
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
         comm.write("sd-notify-watch")
@@ -72,7 +72,7 @@ def _watch(notifier: Notifier, host: str, port: int, main_pid: int) -> None:
         return
     target = _connect_address(host, port)
     while not _server_gone(pidfd, READY_POLL_SECONDS):
-        if _answers_http(target):
+        if _answers_http(target, path):
             notifier.send("READY=1", f"MAINPID={main_pid}", f"STATUS=serving on {host}:{port}")
             break
     else:
@@ -109,15 +109,15 @@ def _accepts(target: tuple[str, int]) -> bool:
         return True
 
 
-def _answers_http(target: tuple[str, int]) -> bool:
+def _answers_http(target: tuple[str, int], path: str) -> bool:
     """True once a worker answers a request (any status): an open port alone may only be the
-    backlog. The standard library's HTTP client asks; the app's routes are none of our
-    business, so the path is the root."""
+    backlog. The standard library's HTTP client asks for `path` (--ready-path: a route the app
+    has, so the access log shows a 200, not a 404)."""
     import http.client
 
     connection = http.client.HTTPConnection(target[0], target[1], timeout=2)
     try:
-        connection.request("GET", "/", headers={"Connection": "close"})
+        connection.request("GET", path, headers={"Connection": "close"})
         connection.getresponse()
         return True
     except (OSError, http.client.HTTPException):

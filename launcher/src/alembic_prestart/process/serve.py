@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alembic_prestart.config import Settings, application_name
-from alembic_prestart.errors import EXIT_CANNOT_LISTEN, EXIT_CONFIG, SupervisorError
+from alembic_prestart.errors import EXIT_CANNOT_LISTEN, SupervisorError
 from alembic_prestart.observe import logs, phases
 from alembic_prestart.process import header_limit, uvicorn_main
 
@@ -72,10 +72,7 @@ def _given(extra: Sequence[str], option: str) -> bool:
 
 
 def exec_uvicorn(settings: Settings) -> None:
-    try:
-        max_header_bytes = header_limit.max_header_bytes(os.environ)
-    except ValueError as error:
-        raise SupervisorError(f"configuration error: {error}", EXIT_CONFIG) from None
+    max_header_bytes = settings.max_header_bytes  # checked by the CLI (--max-header-bytes)
     argv = uvicorn_argv(
         python=settings.python,
         app=settings.app,
@@ -99,7 +96,9 @@ def exec_uvicorn(settings: Settings) -> None:
     os.chdir(settings.project_root)  # relative paths the app reads resolve as the child's did
     # The watcher reports READY=1 once uvicorn answers; uvicorn itself knows nothing of systemd.
     env.pop("NOTIFY_SOCKET", None)
-    phases.notifier().start_readiness_watcher(settings.host, settings.port, os.getpid())
+    phases.notifier().start_readiness_watcher(
+        settings.host, settings.port, os.getpid(), settings.ready_path
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(settings.python, argv, env)
