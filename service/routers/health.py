@@ -50,9 +50,9 @@ def schema_state(
     return SchemaState.DIVERGED
 
 
-# The root exists so that a client (or a probe) asking for it gets a 200, not a 404: the
-# launcher's systemd readiness watcher asks for `/` once per start (any answer means up), and
-# its access-log line was a 404 on every start.
+# The root answers 200, not 404: a probe that knows no route of the app asks for it (the
+# launcher's systemd readiness watcher does unless --ready-path names one), and a 404 for it in
+# the access log on every start read as an error.
 @router.head("/", include_in_schema=False)
 @router.get("/")
 async def index() -> dict[str, str]:

@@ -6,8 +6,8 @@ refuses the URL with the same reason (the launcher: exit 78).
 
 Two servers: the main one (trust, no TLS, its socket in /var/run/postgresql) and a private
 cluster (TLS, passwords on TCP, and on its socket for one role). One module fixture runs the
-cases on a few threads, each case a psql, a launcher and one subprocess for the other paths;
-each case's test reports its own outcome.
+cases on two threads, each case a psql, a launcher and a child of tests/support/libpq.py's fork
+server for the other paths; each case's test reports its own outcome.
 """
 
 from __future__ import annotations
