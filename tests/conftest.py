@@ -43,7 +43,12 @@ def sqlite_url(tmp_path: Path) -> DatabaseURL:
     return parse_database_url(f"sqlite:///{tmp_path / 'app.db'}")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# Each backend-parametrized test runs on SQLite in the quick run (-m "not slow") and on both in
+# the full suite: a throwaway PostgreSQL database per test is most of the quick run's time.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> DatabaseURL:
     """Each test using this runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
@@ -68,7 +73,7 @@ def migrated_templates(
         postgres.drop_database(postgres_admin, postgres_template)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseURL]:
     """A database at head for one test, on SQLite and on PostgreSQL, copied from a template."""
     templates: dict[str, DatabaseURL] = request.getfixturevalue("migrated_templates")

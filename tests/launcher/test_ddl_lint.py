@@ -615,6 +615,7 @@ def render(project: Path, current: tuple[str, ...]) -> str:
     )
 
 
+@pytest.mark.slow  # renders offline in an Alembic child
 def test_real_offline_output_is_split_per_revision_and_judged(project_copy: Path) -> None:
     """Alembic's real offline SQL: each revision's statements, and its dangers by file."""
     files = {}
@@ -657,6 +658,7 @@ def test_real_offline_output_is_split_per_revision_and_judged(project_copy: Path
     assert analyse(from_scratch, revision_files=files) == []
 
 
+@pytest.mark.slow  # renders offline in an Alembic child
 def test_concurrent_index_outside_autocommit_block_is_in_a_transaction(
     project_copy: Path,
 ) -> None:
@@ -672,6 +674,7 @@ def test_concurrent_index_outside_autocommit_block_is_in_a_transaction(
     assert [f.rule for f in found] == ["concurrently-in-transaction"]
 
 
+@pytest.mark.slow  # renders offline in an Alembic child
 def test_render_failure_and_several_heads_raise_one_line_errors(project_copy: Path) -> None:
     """A failed render, or several current heads, is a RenderError with a one-line message."""
     with pytest.raises(RenderError) as failed:

@@ -42,6 +42,7 @@ addresses = st.one_of(
 
 @given(addresses)
 @example("INFO@a.af")  # found once: the fast check kept the case email-validator drops
+@pytest.mark.slow  # 3000 examples: the full suite's
 @settings(max_examples=3000, deadline=None)
 def test_plain_ascii_check_never_disagrees_with_email_validator(address: str) -> None:
     """Whenever the fast check accepts, email-validator accepts with the same normal form."""

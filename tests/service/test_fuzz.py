@@ -23,6 +23,9 @@ from tests.support.processes import Launcher, launcher_env
 from tests.support.project import free_port
 from tests.support.urls import DatabaseURL
 
+# Real processes, servers or clusters: left out of the quick run (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def live_database(postgres_admin: DatabaseURL) -> Iterator[DatabaseURL]:
