@@ -2,8 +2,6 @@
 
 Nothing touches a database before the whole command line and environment have been parsed and
 checked: a typo is a usage error (exit 2), never a migration.
-
-Proven by tests/launcher/test_operator_experience.py (typos, help, variables, --version).
 """
 
 from __future__ import annotations

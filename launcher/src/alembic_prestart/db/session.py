@@ -7,9 +7,6 @@ launcher's main thread keeps a hard deadline on every exchange and answers signa
 whatever the server does: a server that drips bytes, or makes the client hash a password for
 minutes (a SCRAM iteration count is the server's choice), costs at most the deadline. A loop
 that is still busy when its deadline passes is abandoned with its thread.
-
-Proven by tests/launcher/test_database_urls.py (TLS with and without sslmode, libpq's
-variables, passfile, sockets, several hosts, hostile servers) and test_database_wait.py.
 """
 
 from __future__ import annotations

@@ -10,9 +10,6 @@ make asyncpg do (one password per host) is refused. Here a URL is also recognise
 what no driver could read, and redacted for display by parsing it.
 
 Standard library only: the launcher imports this before anything else.
-
-Proven by tests/launcher/test_pure_modules.py (recognition, redaction) and, against libpq
-itself, tests/launcher/test_libpq_differential.py.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 PostgreSQL through an asyncpg connection the caller holds; SQLite through the standard library's
 sqlite3, read-only. None means there is no version table yet (nothing was ever applied).
-
-Used by the launcher and by tests/support/state.py, through which every test reads state.
 """
 
 from __future__ import annotations

@@ -5,9 +5,6 @@ replies no PostgreSQL server sends) are retried with capped exponential backoff 
 --db-wait is spent, with a last attempt at the deadline; every attempt's whole exchange is
 bounded by what is left. Authentication failures, a missing database and a URL asyncpg rejects
 are configuration errors and fail at once (exit 78).
-
-Proven by tests/launcher/test_database_wait.py and test_database_urls.py (the --db-wait
-limit, hostile servers, SIGTERM during the wait).
 """
 
 from __future__ import annotations

@@ -9,9 +9,6 @@ migrator never leaves a lock behind.
 One waiting policy (`Waiting`: a deadline, a log line naming the holder every 5 s) drives every
 form: the launcher's own session (asyncpg), and the helpers env.py uses (alembic_prestart.lock.env).
 Standard library only.
-
-Proven by tests/launcher/test_migration_lock.py (replicas, killed holders) and
-tests/foreign/test_foreign_project.py (a bare `alembic upgrade head` against the launcher).
 """
 
 from __future__ import annotations

@@ -82,12 +82,30 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
+        report = getattr(record, "report", None)
+        if report is not None:  # the start report (observe/report.py): data, not text
+            entry["report"] = _redacted(report)
         return json.dumps(entry, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        text = super().format(record)
+        report = getattr(record, "report", None)
+        if report is not None:  # the start report: `start report: {json}`, one line
+            text += ": " + json.dumps(report, separators=(",", ":"), ensure_ascii=False)
+        return redact(text)
+
+
+def _redacted(value: Any) -> Any:
+    """Each string in JSON data redacted as a line would be."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def configure(log_format: str, *, timestamps: bool = True) -> None:

@@ -4,9 +4,8 @@ One line as each revision starts and ends, with its message and duration, and on
 while a revision runs; the same text goes to systemd as STATUS=. Alembic logs
 `Running upgrade <from> -> <to>, <message>` (logger alembic.runtime.migration) when a revision
 starts; the next such line, or the child's exit, ends it. A project whose logging hides
-Alembic's INFO lines simply gets no progress lines.
-
-Proven by tests/launcher/test_pure_modules.py and test_operator_experience.py.
+Alembic's INFO lines simply gets no progress lines. The durations are kept (`timings`) for the
+start report (observe/report.py).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from alembic_prestart.observe import logs, phases
+from alembic_prestart.observe.report import RevisionTiming
 
 STILL_RUNNING_EVERY_SECONDS = 5.0
 _RUNNING = re.compile(r"Running upgrade (?P<from>.*?) -> (?P<to>\S+?)(?:, (?P<message>.*))?$")
@@ -33,6 +33,7 @@ class MigrationProgress:
         self._index = 0
         self._started = 0.0
         self._last_report = 0.0
+        self.timings: list[RevisionTiming] = []  # each revision that ran, in order
 
     def _position(self) -> str:
         total = len(self._planned) if self._planned else None
@@ -70,15 +71,15 @@ class MigrationProgress:
         """The running revision ended: its duration (the child exited, or the next began)."""
         if self._current is None:
             return
-        logs.logger.info("%s done in %.1f s", self._label(), self._clock() - self._started)
+        seconds = self._clock() - self._started
+        logs.logger.info("%s done in %.1f s", self._label(), seconds)
+        self.timings.append(RevisionTiming(*self._current, seconds))
         self._current = None
 
     def abandon(self) -> None:
         """The child failed or was stopped: the running revision did not finish."""
         if self._current is not None:
-            logs.logger.info(
-                "%s did not finish (%.1f s)",
-                self._label(),
-                self._clock() - self._started,
-            )
+            seconds = self._clock() - self._started
+            logs.logger.info("%s did not finish (%.1f s)", self._label(), seconds)
+            self.timings.append(RevisionTiming(*self._current, seconds, finished=False))
         self._current = None

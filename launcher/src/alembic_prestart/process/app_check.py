@@ -4,8 +4,6 @@ Importing the app would run its module-level code (and cost its imports) in the 
 module is found where uvicorn will look for it (the project root first, as `--app-dir` puts it,
 then the installed packages) and its source is parsed for a top-level binding of the attribute.
 Anything this cannot judge (a compiled module, an attribute made dynamically) is left to uvicorn.
-
-Proven by tests/launcher/test_pure_modules.py and test_operator_experience.py.
 """
 
 from __future__ import annotations

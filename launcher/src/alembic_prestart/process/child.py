@@ -1,7 +1,5 @@
 """Run a child (the migration) in its own session: stream its output, bound its time, and
 stop its whole process group on a timeout or a signal.
-
-Proven by tests/launcher/test_interruptions.py (timeouts, signals, nothing left behind).
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ upgrade head` with cwd = the config file's folder. The CLI reads an ini file *an
 `[tool.alembic]` table of a pyproject.toml (the one it was not given defaults to a name in the
 cwd, or to `$ALEMBIC_CONFIG`); an ini option wins over the same toml option. Anything read here
 that the static revision reader does not model exactly is recorded in `unmodelled`.
-
-Proven by tests/launcher/test_alembic_config.py and the differential revision tests.
 """
 
 from __future__ import annotations

@@ -6,9 +6,6 @@ once) wherever Alembic would refuse the tree or the reader cannot prove it reads
 reads; `RevisionGraph.pending` returns None wherever `alembic upgrade heads` would fail or its
 order is not determined by the files. The order follows `RevisionMap._topological_sort`, ported
 line by line, because `upgrade` applies revisions in exactly that order.
-
-Proven by tests/launcher/test_revisions_differential.py (against alembic.script on generated
-and hostile trees) and test_revisions.py (one regression test per known trap).
 """
 
 from __future__ import annotations

@@ -8,9 +8,6 @@ with a comment that gives a reason:
     # migration-lint: ignore create-index-not-concurrently -- the table has under 1k rows
 
 The analysis never raises: a statement PostgreSQL's grammar rejects is itself a finding.
-
-Proven by tests/launcher/test_ddl_lint.py (each rule and its safe twin, real offline output)
-and test_migration_safety.py (warn, strict, opt-outs as the launcher runs them).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic_prestart.revisions.config import AlembicConfigError, load_alembic_config
 
-from tests.launcher.revision_project import cwd
+from tests.support.revision_trees import cwd
 
 
 def _alembic_locations(path: Path) -> list[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.launcher.revision_project import (
+from tests.support.revision_trees import (
     alembic_pending,
     alembic_script,
     reader,

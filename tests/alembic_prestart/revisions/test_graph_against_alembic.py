@@ -11,7 +11,7 @@ from alembic_prestart.revisions.query import _pending
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.launcher.revision_project import (
+from tests.support.revision_trees import (
     alembic_heads,
     alembic_pending,
     alembic_script,

@@ -684,7 +684,7 @@ def test_render_failure_and_several_heads_raise_one_line_errors(project_copy: Pa
         render(project_copy, ("0002a", "0002b"))
 
 
-CORPUS = Path(__file__).parent / "safety_corpus" / "cases.yaml"
+CORPUS = Path(__file__).parent / "corpus" / "cases.yaml"
 
 
 def corpus_findings(case: dict[str, Any]) -> list[Finding]:
