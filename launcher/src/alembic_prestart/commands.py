@@ -1,4 +1,8 @@
-"""The launcher's commands: serve, migrate, check and status."""
+"""The launcher's commands: serve, migrate, check and status.
+
+serve and migrate each keep a start report (observe/report.py), logged as they end, failing or
+not; serve hands it to the uvicorn it becomes.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from alembic_prestart.errors import (
     SupervisorError,
 )
 from alembic_prestart.observe import logs, phases
+from alembic_prestart.observe.report import SKIPPED, WAIT_FOR_DATABASE, StartReport
 from alembic_prestart.process.serve import ensure_port_free, exec_uvicorn
 from alembic_prestart.process.signals import SignalState, capture_signals, stop_if_signalled
 from alembic_prestart.revisions.code import code_state
@@ -22,35 +27,45 @@ from alembic_prestart.upgrade import already_at_head, upgrade_to_head, wait_for
 
 def serve(settings: Settings) -> None:
     """Migrate to head (unless skipped), then replace this process with uvicorn."""
-    with capture_signals() as signals:
-        # A taken port fails before anything is applied; checked again right before the exec.
-        ensure_port_free(settings.host, settings.port)
-        if settings.skip_migrations:
-            logs.logger.info("migrations skipped (--skip-migrations)")
-        else:
-            bring_to_head(settings, signals)
+    report = StartReport("serve")
+    with report.recording():
+        with capture_signals() as signals:
+            # A taken port fails before anything is applied; checked again before the exec.
+            ensure_port_free(settings.host, settings.port)
+            if settings.skip_migrations:
+                logs.logger.info("migrations skipped (--skip-migrations)")
+                report.outcome = SKIPPED
+            else:
+                bring_to_head(settings, signals, report)
+            stop_if_signalled(signals, "before the server started")
+            phases.enter(phases.STARTING)
+            ensure_port_free(settings.host, settings.port)
+        # After the handlers are restored, so that no signal can slip between check and restore.
         stop_if_signalled(signals, "before the server started")
-        phases.enter(phases.STARTING)
-        ensure_port_free(settings.host, settings.port)
-    # After the handlers are restored, so that no signal can slip between check and restore.
-    stop_if_signalled(signals, "before the server started")
+        report.finish()
     # The original dispositions are back: exec must not inherit our handlers' absence.
-    exec_uvicorn(settings)
+    exec_uvicorn(settings, start_report=report.to_environment())
 
 
 def migrate(settings: Settings) -> int:
     """Wait for the database and migrate to head in a child; never starts the server."""
-    with capture_signals() as signals:
-        bring_to_head(settings, signals)
+    report = StartReport("migrate")
+    with report.recording():
+        with capture_signals() as signals:
+            bring_to_head(settings, signals, report)
+        report.finish(exit_code=EXIT_OK)
     return EXIT_OK
 
 
-def bring_to_head(settings: Settings, signals: SignalState) -> None:
+def bring_to_head(settings: Settings, signals: SignalState, report: StartReport) -> None:
     """Wait for the database; unless it is provably at head, migrate it in a child."""
-    state = wait_for(settings, signals)
+    with report.phase(WAIT_FOR_DATABASE):
+        state = wait_for(settings, signals)
     try:
-        if settings.always_migrate or not already_at_head(settings, state):
-            upgrade_to_head(settings, signals, state, recheck=not settings.always_migrate)
+        if settings.always_migrate or not already_at_head(settings, state, report):
+            upgrade_to_head(
+                settings, signals, state, recheck=not settings.always_migrate, report=report
+            )
     finally:
         state.close()
 

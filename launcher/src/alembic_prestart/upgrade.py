@@ -15,6 +15,9 @@ behind. SQLite: env.py takes the file lock itself.
 `--migration-timeout` is one budget for the whole phase: the wait for the lock, the safety
 analysis and the child share one deadline. After the child, the launcher reads the version
 table back where it looks, and says "at head" only when it read head there.
+
+Each step is recorded in the start report (observe/report.py): its duration, the session the
+lock wait was for, each revision's duration, the findings, and the outcome.
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ from alembic_prestart.lock.core import (
     keep_alive_sql,
 )
 from alembic_prestart.observe import logs, phases
+from alembic_prestart.observe.report import (
+    AHEAD,
+    AT_HEAD,
+    MIGRATE,
+    MIGRATED,
+    READ_BACK,
+    WAIT_FOR_LOCK,
+    StartReport,
+)
 from alembic_prestart.process.signals import SignalState, stop_if_signalled
 from alembic_prestart.revisions.code import code_state, static_graph
 from alembic_prestart.revisions.graph import Revision
@@ -101,7 +113,9 @@ def pending_revisions(
     return None if graph is None else graph.pending(versions or ())
 
 
-def already_at_head(settings: Settings, state: DatabaseState) -> bool:
+def already_at_head(
+    settings: Settings, state: DatabaseState, report: StartReport | None = None
+) -> bool:
     """True only when the static graph proves there is nothing to apply: the database is at
     the code's head, or ahead of it (every revision it holds is one this code does not know:
     a newer release migrated it during a rolling deploy, and expand/contract keeps this
@@ -114,15 +128,20 @@ def already_at_head(settings: Settings, state: DatabaseState) -> bool:
     at = ", ".join(state.versions)
     if graph.pending(state.versions) == []:
         logs.logger.info("database already at head (%s): migration child skipped", at)
-        return True
-    if graph.is_ahead(state.versions):
+        outcome = AT_HEAD
+    elif graph.is_ahead(state.versions):
         logs.logger.warning(
             "database at %s, which this release does not know: a newer release migrated it; "
             "nothing to apply, migration child skipped",
             at,
         )
-        return True
-    return False
+        outcome = AHEAD
+    else:
+        return False
+    if report is not None:
+        report.outcome = outcome
+        report.schema_revision = at
+    return True
 
 
 def guarded(session_call: Callable[[], T], during: str, exit_code: int) -> T:
@@ -134,7 +153,12 @@ def guarded(session_call: Callable[[], T], during: str, exit_code: int) -> T:
 
 
 def upgrade_to_head(
-    settings: Settings, signals: SignalState, state: DatabaseState, *, recheck: bool
+    settings: Settings,
+    signals: SignalState,
+    state: DatabaseState,
+    *,
+    recheck: bool,
+    report: StartReport,
 ) -> None:
     """Under the migration lock, run `alembic upgrade head` in a child and turn its failure
     into a SupervisorError. With `recheck`, no child starts if, once the lock is ours, the
@@ -144,7 +168,7 @@ def upgrade_to_head(
     session = state.session
     key: int | None = None
     if session is not None:
-        key = _take_lock(session, settings, signals, budget)
+        key = _take_lock(session, settings, signals, budget, report)
         if key is None:
             stop_if_signalled(signals, "while waiting for the migration lock")
             raise AssertionError("the lock wait ended without the lock or a signal")
@@ -156,7 +180,7 @@ def upgrade_to_head(
             "while holding the migration lock",
             EXIT_DATABASE_UNAVAILABLE,
         )
-        if recheck and already_at_head(settings, DatabaseState(versions=versions)):
+        if recheck and already_at_head(settings, DatabaseState(versions=versions), report):
             return
     planned = pending_revisions(settings, versions)
     if session is not None:
@@ -174,13 +198,36 @@ def upgrade_to_head(
         budget,
         lock=(session, key) if session is not None and key is not None else None,
         planned=[revision.id for revision in planned] if planned is not None else None,
+        report=report,
     )
-    at = confirm_at_head(settings, signals, session)
+    with report.phase(READ_BACK):
+        at = confirm_at_head(settings, signals, session)
     logs.logger.info("migrations applied: schema at head (%s)", at)
+    # From what the version table held before and after, not from Alembic's log lines (which
+    # a project's logging may hide): `--always-migrate` at head runs a child that applies none.
+    report.outcome = MIGRATED if set(at.split(", ")) != set(versions or ()) else AT_HEAD
+    report.schema_revision = at
+
+
+class _RecordedWaiting(Waiting):
+    """The waiting policy, remembering the first holder it waited on (for the start report);
+    it asks who holds the lock no more often than the policy itself does."""
+
+    holder: str | None = None
+
+    def pause(self, describe_holder: Callable[[], str]) -> float:
+        if self.holder is None:
+            holder = self.holder = describe_holder()
+            return super().pause(lambda: holder)
+        return super().pause(describe_holder)
 
 
 def _take_lock(
-    session: PostgresSession, settings: Settings, signals: SignalState, budget: Budget
+    session: PostgresSession,
+    settings: Settings,
+    signals: SignalState,
+    budget: Budget,
+    report: StartReport,
 ) -> int | None:
     """The lock's key once it is ours; None when a signal came first."""
     database = str(
@@ -191,7 +238,8 @@ def _take_lock(
         )
     )
     key = advisory_lock_key(database, settings.schema)
-    waiting = Waiting(f"schema {settings.schema}", budget.remaining(), logs.logger)
+    waiting = _RecordedWaiting(f"schema {settings.schema}", budget.remaining(), logs.logger)
+    began = time.monotonic()
     try:
         taken = acquire_postgres(
             session.fetch, key, waiting, should_stop=lambda: signals.received is not None
@@ -207,6 +255,9 @@ def _take_lock(
             f"lost the database while waiting for the migration lock: {error}",
             EXIT_DATABASE_UNAVAILABLE,
         ) from None
+    finally:
+        report.lock_wait_seconds = report.phases[WAIT_FOR_LOCK] = time.monotonic() - began
+        report.lock_holder = waiting.holder
     return key if taken else None
 
 
@@ -271,6 +322,7 @@ def _run_alembic(
     *,
     lock: tuple[PostgresSession, int] | None,
     planned: list[str] | None,
+    report: StartReport,
 ) -> None:
     from alembic_prestart.observe.progress import MigrationProgress
     from alembic_prestart.process.child import run_child  # subprocess, selectors: when migrating
@@ -297,21 +349,24 @@ def _run_alembic(
     def observe(line: str) -> None:
         progress.observe(line)
         handshake.observe(line)
+        report.observe_child_line(line)
 
     def tick() -> str | None:
         progress.tick()
         return handshake.violation() or (watch.check() if watch else None)
 
-    result = run_child(
-        argv,
-        cwd=settings.project_root,
-        env=env,
-        timeout=budget.remaining(),
-        signals=signals,
-        log_format=settings.log_format,
-        observe=observe,
-        tick=tick,
-    )
+    report.child_ran = True
+    with report.phase(MIGRATE):
+        result = run_child(
+            argv,
+            cwd=settings.project_root,
+            env=env,
+            timeout=budget.remaining(),
+            signals=signals,
+            log_format=settings.log_format,
+            observe=observe,
+            tick=tick,
+        )
     succeeded = (
         result.returncode == 0
         and not result.timed_out
@@ -323,6 +378,7 @@ def _run_alembic(
         handshake.report()
     else:
         progress.abandon()
+    report.revisions = progress.timings
     if handshake.refused or (handshake.missing and handshake.strict):
         _raise_refusal(settings, signals, lock[0] if lock else None, result)
     _raise_for_result(result, settings)

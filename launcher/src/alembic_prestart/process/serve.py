@@ -4,6 +4,7 @@ After the exec the process is uvicorn (same PID), so systemd, honcho and contain
 signal it directly; the readiness watcher (process/notify.py) tells systemd once it answers.
 uvicorn runs through uvicorn_main.py (its own CLI, with workers that die with it) and, unless
 the user chose `--http`, with the header-limited httptools protocol; h11 gets the same limit.
+The start report travels to the app in its environment (ALEMBIC_PRESTART_START_REPORT).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from alembic_prestart.config import Settings, application_name
 from alembic_prestart.errors import EXIT_CANNOT_LISTEN, SupervisorError
 from alembic_prestart.observe import logs, phases
+from alembic_prestart.observe.report import START_REPORT
 from alembic_prestart.process import header_limit, uvicorn_main
 
 
@@ -71,7 +73,7 @@ def _given(extra: Sequence[str], option: str) -> bool:
     return any(arg == option or arg.startswith(option + "=") for arg in extra)
 
 
-def exec_uvicorn(settings: Settings) -> None:
+def exec_uvicorn(settings: Settings, *, start_report: str | None = None) -> None:
     max_header_bytes = settings.max_header_bytes  # checked by the CLI (--max-header-bytes)
     argv = uvicorn_argv(
         python=settings.python,
@@ -93,6 +95,10 @@ def exec_uvicorn(settings: Settings) -> None:
     )
     env = settings.child_environment(application_name("service"))
     env[header_limit.MAX_HEADER_BYTES] = str(max_header_bytes)  # what the protocol enforces
+    # This start's report, never one inherited from whatever started the launcher.
+    env.pop(START_REPORT, None)
+    if start_report is not None:
+        env[START_REPORT] = start_report
     os.chdir(settings.project_root)  # relative paths the app reads resolve as the child's did
     # The watcher reports READY=1 once uvicorn answers; uvicorn itself knows nothing of systemd.
     env.pop("NOTIFY_SOCKET", None)
