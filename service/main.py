@@ -64,6 +64,11 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
+    # GET /metrics and what it counts (service/metrics.py): after the error handlers and the
+    # other middleware, as it counts their answers too. METRICS_ENABLED=false: none of it.
+    from service.metrics import install_metrics
+
+    install_metrics(app)
     return app
 
 

@@ -158,3 +158,28 @@ def test_lint_can_be_set_from_the_environment(
         ["migrate"], postgres_url, project_copy, tmp_path / "1", MIGRATION_LINT="strict"
     )
     assert launcher.process.returncode == 5
+
+
+def test_check_lint_names_a_revision_it_cannot_render_and_judges_the_others(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """A data migration that reads rows cannot be rendered offline: `check --lint` names it in
+    one line and still judges (and flags) the revision after it; nothing is applied."""
+    _at_head(postgres_url, project_copy, tmp_path)
+    add_revision(
+        project_copy,
+        "0002",
+        HEAD,
+        """
+        rows = op.get_bind().execute(sa.text("SELECT id FROM users")).fetchall()
+        for (user_id,) in rows:
+            op.execute(sa.text(f"UPDATE users SET name = name WHERE id = {user_id}"))
+    """,
+    )
+    add_revision(project_copy, "0003", "0002", DROP_EMAIL)
+    launcher = _run(["check", "--lint"], postgres_url, project_copy, tmp_path / "1")
+    assert launcher.process.returncode == 5, launcher.output
+    named = [line for line in launcher.output.splitlines() if "cannot be judged" in line]
+    assert len(named) == 1 and "0002" in named[0], launcher.output
+    assert "0003 (20261127_0003_test.py): drop-column" in launcher.output
+    assert applied_versions(postgres_url) == [HEAD]

@@ -33,8 +33,7 @@ try:
     from prometheus_client.registry import Collector
 except ImportError as error:  # pragma: no cover - depends on the install
     raise ImportError(
-        "alembic_prestart.metrics needs prometheus_client: "
-        "pip install 'alembic-prestart[metrics]'"
+        "alembic_prestart.metrics needs prometheus_client: pip install 'alembic-prestart[metrics]'"
     ) from error
 
 from alembic_prestart.observe.report import START_REPORT, StartReport

@@ -196,9 +196,11 @@ def render_pending_sql(
     current: tuple[str, ...],
     timeout: float,
     signals: SignalState | None = None,
+    target: str = "heads",
 ) -> str:
-    """The SQL of the revisions after `current` (Alembic's offline mode, in a child run as the
-    migration is: its own process group, stopped by a signal or at its deadline)."""
+    """The SQL of the revisions after `current` up to `target` (Alembic's offline mode, in a
+    child run as the migration is: its own process group, stopped by a signal or at its
+    deadline)."""
     from alembic_prestart.process.child import run_child
 
     if len(current) > 1:
@@ -208,7 +210,7 @@ def render_pending_sql(
             f"the database has several current heads ({', '.join(current)}); Alembic's offline "
             "mode renders from one revision only, so the pending SQL cannot be checked"
         )
-    span = f"{current[0]}:heads" if current else "heads"
+    span = f"{current[0]}:{target}" if current else target
     argv = [python, "-m", "alembic", "-c", str(alembic_ini), "upgrade", span, "--sql"]
     stderr: list[str] = []
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alembic_prestart.config import application_name
 from alembic_prestart.db.session import RetryableError
 from alembic_prestart.errors import (
     EXIT_DATABASE_UNAVAILABLE,
@@ -46,20 +47,50 @@ def findings_for_pending(
     signals: SignalState | None = None,
     timeout: float = RENDER_TIMEOUT_SECONDS,
 ) -> list[Finding]:
-    """Render what `upgrade heads` would run (Alembic's offline mode) and analyse it."""
-    from alembic_prestart.safety.analyse import analyse, render_pending_sql, split_offline_sql
-
-    sql = render_pending_sql(
-        python=settings.python,
-        alembic_ini=settings.alembic_ini,
-        cwd=settings.project_root,
-        env=settings.child_environment("supervisor lint"),
-        current=current,
-        # Rendering runs each revision's Python: one that sleeps or loops must not hold the
-        # start-up longer than a migration may take.
-        timeout=min(RENDER_TIMEOUT_SECONDS, timeout),
-        signals=signals,
+    """Render what `upgrade heads` would run (Alembic's offline mode) and analyse it. A revision
+    that cannot be rendered without running it (a data migration that reads rows through
+    `op.get_bind()`) is named in one line, and the others are still judged."""
+    from alembic_prestart.safety.analyse import (
+        RenderError,
+        analyse,
+        render_pending_sql,
+        split_offline_sql,
     )
+
+    def render(start: tuple[str, ...], target: str) -> str:
+        return render_pending_sql(
+            python=settings.python,
+            alembic_ini=settings.alembic_ini,
+            cwd=settings.project_root,
+            env=settings.child_environment(application_name("lint")),
+            current=start,
+            target=target,
+            # Rendering runs each revision's Python: one that sleeps or loops must not hold
+            # the check longer than a migration may take.
+            timeout=min(RENDER_TIMEOUT_SECONDS, timeout),
+            signals=signals,
+        )
+
+    try:
+        revisions = split_offline_sql(render(current, "heads"))
+    except RenderError:
+        if len(current) > 1 or len(revision_files) < 2:
+            raise
+        # One revision at a time, to name the one(s) that need a database to run.
+        revisions = []
+        start = current
+        for revision in revision_files:
+            try:
+                revisions += split_offline_sql(render(start, revision))
+            except RenderError as error:
+                logs.logger.warning(
+                    "revision %s cannot be judged without running it (%s); the other "
+                    "revisions are judged, and the guard in the Alembic child judges it as it "
+                    "runs",
+                    revision,
+                    error,
+                )
+            start = (revision,)
     existing: dict[str, dict[str, str]] | None = None
     time_zone: str | None = None
     if session is not None:
@@ -75,7 +106,7 @@ def findings_for_pending(
         for table, column, type_name in rows:
             existing.setdefault(table, {})[column] = type_name
     return analyse(
-        split_offline_sql(sql),
+        revisions,
         revision_files=revision_files,
         existing_tables=existing,
         time_zone=time_zone,
