@@ -6,24 +6,28 @@
 On a throwaway database migrated to head and seeded with --users users, it starts, one at a
 time and with the same uvicorn options (127.0.0.1, 1 worker, uvloop and httptools as uvicorn
 picks them):
-  service  python supervisor.py --port P [-- UVICORN_ARGS]   (migration check, exec uvicorn)
+  service  python supervisor.py --port P [-- UVICORN_ARGS]   (migration check, exec uvicorn;
+           metrics on, as by default: GET /metrics, every request counted and timed)
+  bare     the same with METRICS_ENABLED=false
   raw      python -m uvicorn bench.raw_asyncpg_app:app ... [UVICORN_ARGS]  (FastAPI + asyncpg)
   orm      python -m uvicorn bench.orm_app:app ... [UVICORN_ARGS]  (FastAPI + SQLAlchemy ORM)
 and for each it runs wrk (--latency) first for --warmup seconds on each route, unmeasured, then
 for --duration seconds on GET /users/{id} (random seeded ids, bench/wrk_get_user.lua) and on
 POST /users (a new email every request, bench/wrk_post_user.lua). Rounds rotate which server
-goes first (interleaved: every round measures all three). Printed: requests/s, p50 and p99 per
-run, the medians over rounds, and the ratios service/raw and service/orm. Any non-2xx response
-is reported, and makes the exit status 1.
+goes first (interleaved: every round measures all four). Printed: requests/s, p50 and p99 per
+run, the medians over rounds, and the ratios service/raw, bare/raw, service/bare and
+service/orm. Any non-2xx response is reported, and makes the exit status 1; so does a
+/metrics of the service that did not count every request wrk made.
 
-Targets: service >= 0.95x raw requests/s on both routes and p99 <= 1.2x raw; service >= 3x the
-ORM version's requests/s.
+Targets: service (metrics on) >= 0.95x raw requests/s on both routes and p99 <= 1.2x raw;
+service >= 3x the ORM version's requests/s.
 wrk must be on PATH (Debian: apt-get install wrk).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import re
 import shutil
 import statistics
@@ -51,13 +55,21 @@ class Variant:
     key: str
     label: str
     argv: Callable[[int, Sequence[str]], list[str]]
+    env: tuple[tuple[str, str], ...] = ()
 
 
 VARIANTS = (
     Variant(
         "service",
-        "service (supervisor.py)",
+        "service, metrics on",
         lambda port, extra: common.supervisor_argv(PROJECT_ROOT, port, extra),
+        (("METRICS_ENABLED", "true"),),
+    ),
+    Variant(
+        "bare",
+        "service, metrics off",
+        lambda port, extra: common.supervisor_argv(PROJECT_ROOT, port, extra),
+        (("METRICS_ENABLED", "false"),),
     ),
     Variant(
         "raw",
@@ -180,7 +192,7 @@ def measure_server(
         variant.label,
         variant.argv(port, args.uvicorn_arg),
         port=port,
-        env=common.server_environment(url),
+        env={**common.server_environment(url), **dict(variant.env)},
     )
     try:
         common.wait_until_serving([server], timeout=60)
@@ -188,9 +200,38 @@ def measure_server(
             # Unmeasured: opens the pooled connections and fills the statement caches.
             for route in ROUTES:
                 run_wrk(args, port, route, args.warmup, users)
-        return [run_wrk(args, port, route, args.duration, users) for route in ROUTES]
+        runs = [run_wrk(args, port, route, args.duration, users) for route in ROUTES]
+        if variant.key == "service":
+            check_counted(port, runs)
+        return runs
     finally:
         server.stop()
+
+
+def check_counted(port: int, runs: list[WrkResult]) -> None:
+    """The service's /metrics counted every request wrk made on both routes (warm-up and
+    /healthz polls aside, which only add): the figures are those of metrics at work."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connection = http.client.HTTPConnection(common.HOST, port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    counted = {
+        (sample.labels["method"], sample.labels["route"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+    }
+    for route, run in zip(ROUTES, runs, strict=True):
+        method, _, path = route.partition(" ")
+        template = path.replace("{id}", "{user_id}")
+        found = sum(v for (m, r), v in counted.items() if (m, r) == (method, template))
+        if found < run.requests:
+            raise BenchError(f"/metrics counted {found:.0f} {route}, wrk made {run.requests}")
 
 
 def report(results: dict[tuple[str, str], list[WrkResult]]) -> bool:
@@ -230,40 +271,56 @@ def report(results: dict[tuple[str, str], list[WrkResult]]) -> bool:
             ("p50_ms", "p50 ms"),
             ("p99_ms", "p99 ms"),
         ):
-            service, raw = median("service", route, field), median("raw", route, field)
-            orm = median("orm", route, field)
+            service, bare = median("service", route, field), median("bare", route, field)
+            raw, orm = median("raw", route, field), median("orm", route, field)
             rows.append(
                 [
                     f"{route}  {unit}",
                     f"{service:.2f}",
+                    f"{bare:.2f}",
                     f"{raw:.2f}",
                     f"{orm:.2f}",
                     f"{service / raw:.3f}",
+                    f"{bare / raw:.3f}",
+                    f"{service / bare:.3f}",
                     f"{service / orm:.3f}",
                 ]
             )
     common.print_table(
-        ["median over rounds", "service", "raw", "orm", "service/raw", "service/orm"], rows
+        [
+            "median over rounds",
+            "service",
+            "bare",
+            "raw",
+            "orm",
+            "service/raw",
+            "bare/raw",
+            "service/bare",
+            "service/orm",
+        ],
+        rows,
     )
+    print("(service: metrics on; bare: the same with METRICS_ENABLED=false)")
     print()
     for route in ROUTES:
-        throughput = median("service", route, "requests_per_second") / median(
-            "raw", route, "requests_per_second"
-        )
-        p99 = median("service", route, "p99_ms") / median("raw", route, "p99_ms")
-        print(
-            common.ratio_line(
-                f"{route} req/s service/raw",
-                throughput,
-                target=f">= {TARGET_THROUGHPUT}",
-                met=throughput >= TARGET_THROUGHPUT,
+        for key in ("service", "bare"):
+            throughput = median(key, route, "requests_per_second") / median(
+                "raw", route, "requests_per_second"
             )
-        )
-        print(
-            common.ratio_line(
-                f"{route} p99 service/raw", p99, target=f"<= {TARGET_P99}", met=p99 <= TARGET_P99
+            p99 = median(key, route, "p99_ms") / median("raw", route, "p99_ms")
+            print(
+                common.ratio_line(
+                    f"{route} req/s {key}/raw",
+                    throughput,
+                    target=f">= {TARGET_THROUGHPUT}",
+                    met=throughput >= TARGET_THROUGHPUT,
+                )
             )
-        )
+            print(
+                common.ratio_line(
+                    f"{route} p99 {key}/raw", p99, target=f"<= {TARGET_P99}", met=p99 <= TARGET_P99
+                )
+            )
         over_orm = median("service", route, "requests_per_second") / median(
             "orm", route, "requests_per_second"
         )

@@ -114,12 +114,14 @@ def test_no_command_puts_the_database_url_on_its_command_line() -> None:
 
 def test_procfile_serves_on_all_interfaces_and_releases_by_migrating() -> None:
     """web: serve on 0.0.0.0 at the platform's $PORT (read from the environment, not the line);
-    release: the migrate command, whose failure stops a Heroku deploy."""
+    release: the migrate command, whose failure stops a Heroku deploy. Both leave the time
+    stamp to the Procfile runner."""
     processes = procfile()
     assert set(processes) == {"web", "release"}
     web = shlex.split(processes["web"])
-    assert web[2:] == ["serve", "--host", "0.0.0.0"]
-    assert shlex.split(processes["release"]) == ["python", "supervisor.py", "migrate"]
+    assert web[2:] == ["serve", "--host", "0.0.0.0", "--no-log-timestamps"]
+    release = shlex.split(processes["release"])
+    assert release == ["python", "supervisor.py", "migrate", "--no-log-timestamps"]
 
 
 def launcher_variables() -> set[str]:

@@ -27,7 +27,7 @@ from tests.support.urls import PROJECT_ROOT, DatabaseURL
 pytestmark = pytest.mark.slow
 
 # What the launcher needs at run time: its own code, the app, the migrations and their ini.
-RUNTIME_FILES = {"supervisor.py", "alembic.ini", "launcher", "service", "migrations"}
+RUNTIME_FILES = {"supervisor.py", "alembic.ini", "service", "migrations"}
 _GO_DURATION_UNITS = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
@@ -56,13 +56,16 @@ def copy_sources() -> list[str]:
 
 
 def test_based_on_python_slim_and_installs_the_project_with_pip() -> None:
-    """FROM python:3.11-slim; dependencies and the project come from pyproject.toml by pip."""
+    """FROM python:3.11-slim; the dependencies exactly as requirements.lock pins them (with
+    hashes), then the launcher's distribution and the project itself, without resolving again."""
     instructions = dockerfile_instructions()
     assert instructions[0].keyword == "FROM"
     assert instructions[0].arguments == "python:3.11-slim"
-    assert "pyproject.toml" in copy_sources()
+    assert {"requirements.lock", "pyproject.toml", "launcher"} <= set(copy_sources())
     runs = " ".join(dockerfile_values("RUN"))
-    assert "pip install" in runs and "pyproject.toml" in runs
+    assert "pip install --require-hashes --no-deps -r requirements.lock" in runs
+    assert "pip install --no-deps /tmp/launcher" in runs
+    assert "pip install --no-deps --editable ." in runs
 
 
 def test_entrypoint_and_cmd_are_exec_form_running_the_launcher() -> None:

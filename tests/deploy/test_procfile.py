@@ -136,7 +136,8 @@ def test_web_serves_on_honchos_port_and_sigterm_leaves_nothing(
         assert http_status(port, "/readyz") == 200
         # On every interface, as platforms route to the container's or dyno's address.
         tree = honcho.process_tree().values()
-        assert any(f"uvicorn service.main:app --host 0.0.0.0 --port {port} " in c for c in tree)
+        serving = f"uvicorn_main service.main:app --host 0.0.0.0 --port {port} "
+        assert any(serving in command for command in tree)
         stop_and_check(
             honcho, port, lambda: honcho.process.send_signal(signal.SIGTERM), 128 + signal.SIGTERM
         )

@@ -345,7 +345,6 @@ def _settings(options: dict[str, Any]) -> Settings:
                 "DATABASE_URL=postgresql:/// to connect with them"
             )
         _fail(SupervisorError(f"configuration error: {error}", EXIT_CONFIG))
-    logs.register_secrets(url.secrets())
     if libpq_variables and not given_url:
         logs.logger.warning(
             "%s set, but DATABASE_URL is not: using the default database (%s); set "

@@ -20,8 +20,10 @@ from tests.support.processes import Launcher, launcher_env
 from tests.support.urls import parse_database_url, with_database
 
 HOSTILE = "/?#@:%& ñ"
+# Letters and digits that none of the launcher's own words or the test URLs' hosts hold: a
+# three-character window of the password found in the output is then a leak, not a coincidence.
 PASSWORDS = st.text(
-    alphabet=st.sampled_from(HOSTILE + "abcdefghijKLMNOP0123456789"), min_size=6, max_size=24
+    alphabet=st.sampled_from(HOSTILE + "BCFGHJKMNPQVWXYZ2345689"), min_size=6, max_size=24
 ).filter(lambda password: any(character in HOSTILE for character in password))
 # Every character the issue names, at once.
 EVERY_HOSTILE = "Kx7/q?Z#w@v:P%j&s Ñb9"
@@ -65,17 +67,10 @@ def connect_error(url: DatabaseURL) -> str:
 @example(EVERY_HOSTILE)
 @example("Kx7@Lm8:Np9")  # int() misread the port: "invalid literal for int() ... 'Kx7@Lm8'"
 def test_driver_errors_hold_no_fragment_of_the_password(password: str) -> None:
-    """asyncpg's own error, for the URL encoded or not, as the launcher logs it (the line's own
-    words may share three letters with the password too: the log scrubs them as well)."""
-    registered = logs._secrets
-    try:
-        for raw in urls(password):
-            url = parse_database_url(raw)
-            message = connect_error(url)
-            logs.register_secrets(url.secrets())
-            assert_no_fragment(logs.redact(f"{message} ({raw})"), password)
-    finally:
-        logs._secrets = registered  # the registry is per process: leave it as it was
+    """asyncpg's own error, for the URL encoded or not, as the launcher reports and logs it."""
+    for raw in urls(password):
+        message = connect_error(parse_database_url(raw))
+        assert_no_fragment(logs.redact(message), password)
 
 
 @pytest.mark.slow

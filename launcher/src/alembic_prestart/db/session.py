@@ -253,8 +253,8 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
         # asyncpg's own reading of the URL rejected it (a bad sslmode, port or parameter). Its
         # text may quote a misread piece of the password: only a scrubbed version is shown.
         return config(
-            f"the database URL was rejected: {text()} (a password holding / ? # @ : or a space "
-            "must be percent-encoded)"
+            f"the database URL was rejected: {text()} (percent-encode the reserved characters "
+            "of a password)"
         )
     if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
         # A file the URL or libpq's variables name (sslrootcert, sslcert, passfile): waiting

@@ -19,7 +19,6 @@ logger = logging.getLogger("alembic_prestart")
 UVICORN_JSON_CONFIG = Path(__file__).with_name("uvicorn_json_logging.json")
 
 _current_phase = "starting"
-_secrets: frozenset[str] = frozenset()
 # C0 controls but tab and newline (a traceback keeps its lines), DEL, and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _timestamps = False
@@ -32,23 +31,16 @@ def set_phase(phase: str) -> None:
     _current_phase = phase
 
 
-def register_secrets(secrets: frozenset[str]) -> None:
-    """The password of the database URL, in every spelling: no line shows a fragment of it."""
-    global _secrets
-    _secrets = _secrets | secrets
-
-
 def redact(text: str) -> str:
     """The one redaction of every line the launcher writes (its own, the children's, errors):
-    each URL with its password replaced by *** (by parsing it), then any fragment of a
-    registered password (a driver's error text may quote pieces of a misread URL), then
-    control characters escaped (a server's message must not drive the operator's terminal)."""
-    from alembic_prestart.db.url import redact_urls_in, scrub
+    each URL with its password replaced by *** (by parsing it, never by searching for the
+    password: a password of `head` leaves "schema at head" alone), then control characters
+    escaped (a server's message must not drive the operator's terminal). Texts a driver built
+    from the URL, which may quote pieces of a misread password, are scrubbed where they are
+    made (db/url.py's scrub)."""
+    from alembic_prestart.db.url import redact_urls_in
 
-    text = redact_urls_in(text)
-    if _secrets:
-        text = scrub(text, _secrets)
-    return escape_controls(text)
+    return escape_controls(redact_urls_in(text))
 
 
 def escape_controls(text: str) -> str:
