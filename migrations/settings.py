@@ -11,22 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from alembic_prestart.config import MigrationEnvironment, SettingError
+from alembic_prestart.config import MigrationEnvironment, seconds
 
 from service import defaults
-
-
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value < 0:
-        raise SettingError(f"{name} must not be negative")
-    return value
 
 
 @dataclass(frozen=True)
@@ -49,10 +36,13 @@ class MigrationSettings:
     @classmethod
     def from_environment(cls) -> MigrationSettings:
         launcher = MigrationEnvironment.from_environment()
+        env = os.environ
         return cls(
             launcher=launcher,
             # A runaway statement must not outlive the launcher's own migration budget.
-            statement_timeout=_seconds("MIGRATION_STATEMENT_TIMEOUT", launcher.remaining()),
-            lock_retries=int(_seconds("MIGRATION_LOCK_RETRIES", 3)),
-            lock_retry_delay=_seconds("MIGRATION_LOCK_RETRY_DELAY", 2.0),
+            statement_timeout=seconds(
+                os.environ, "MIGRATION_STATEMENT_TIMEOUT", launcher.remaining()
+            ),
+            lock_retries=int(seconds(env, "MIGRATION_LOCK_RETRIES", 3)),
+            lock_retry_delay=seconds(env, "MIGRATION_LOCK_RETRY_DELAY", 2.0),
         )

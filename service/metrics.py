@@ -249,7 +249,12 @@ def install_metrics(app: FastAPI) -> None:
     settings = MetricsSettings()
     if not settings.enabled:
         return
-    metrics = process_metrics(settings.dir)  # first: it decides how prometheus_client counts
+    try:
+        metrics = process_metrics(settings.dir)  # first: it decides how prometheus_client counts
+    except (OSError, RuntimeError) as error:
+        # Per-worker figures served as if they were the whole would mislead: none at all.
+        logger.error("metrics off: %s (METRICS_DIR must name a folder this user may write)", error)
+        return
     from service.routers import metrics as route
 
     app.state.metrics = metrics

@@ -14,8 +14,7 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +24,7 @@ import pytest
 from tests.support import postgres
 from tests.support.cluster import PASSWORD, PrivateCluster, make_certificate, started_cluster
 from tests.support.fake_servers import HOSTILE, HostileServer, RecordingProxy
+from tests.support.parallel import run_all
 from tests.support.processes import Launcher, http_json, launcher_env
 from tests.support.project import free_port
 from tests.support.revisions import HEAD
@@ -100,21 +100,6 @@ def run_launcher(args: list[str], env: dict[str, str], log: Path, timeout: float
     launcher = Launcher(args, env=env, log_path=log)
     launcher.wait(timeout=timeout)
     return launcher
-
-
-def run_all(jobs: dict[str, Callable[[], None]], workers: int) -> dict[str, BaseException | None]:
-    """Each job on a thread of a pool: what each raised (None: it passed)."""
-
-    def outcome(job: Callable[[], None]) -> BaseException | None:
-        try:
-            job()
-        except BaseException as error:  # reported by the case's own test
-            return error
-        return None
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(outcome, job) for name, job in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
 
 
 def report(outcomes: dict[str, BaseException | None], name: str) -> None:

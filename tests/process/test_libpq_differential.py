@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +24,7 @@ import pytest
 from tests.support import postgres
 from tests.support.cluster import PASSWORD, PrivateCluster, started_cluster
 from tests.support.libpq import Outcome, ProjectPaths, launcher_reached, psql
+from tests.support.parallel import run_all
 from tests.support.processes import Launcher
 from tests.support.project import clean_environment, free_port
 from tests.support.urls import DatabaseURL
@@ -326,21 +326,6 @@ def _check(case: Case, env: dict[str, str], paths: ProjectPaths, log: Path) -> N
     assert not disagree, f"{', '.join(disagree)} disagree with libpq:\n{table}"
 
 
-def _run_all(jobs: dict[str, Callable[[], None]], workers: int) -> dict[str, Exception | None]:
-    """Each job on a thread of a pool: what each raised (None: it passed)."""
-
-    def outcome(job: Callable[[], None]) -> Exception | None:
-        try:
-            job()
-        except Exception as error:  # reported by the case's own test
-            return error
-        return None
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(outcome, job) for name, job in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
 @pytest.fixture(scope="module")
 def outcomes(
     oracle_cluster: PrivateCluster,
@@ -357,7 +342,7 @@ def outcomes(
         return lambda: _check(case, _environment(empty_home, case), paths, files / f"{name}.log")
 
     try:
-        yield _run_all({name: check(name, case) for name, case in cases.items()}, workers=2)
+        yield run_all({name: check(name, case) for name, case in cases.items()}, workers=2)
     finally:
         paths.close()
         for name in on_main:

@@ -110,6 +110,7 @@ def test_two_workers_serve_the_start_report_and_summed_requests(
                 if len(list(directory.glob("counter_*.db"))) == 2:
                     break
         assert len(list(directory.glob("counter_*.db"))) == 2, "one worker answered everything"
+        time.sleep(1.5)  # each worker publishes its pool and in-flight figures every second
         scrapes = [scrape(port) for _ in range(4)]  # whichever worker answers, the same sums
     finally:
         launcher.stop()
@@ -125,6 +126,10 @@ def test_two_workers_serve_the_start_report_and_summed_requests(
             == sent["GET"]
         )
         assert not [s for s in requests if s.labels["route"].startswith("/users/1")]
+        assert families["http_requests_in_flight"][0].value == 0
+        pool = {s.name: s.value for s in families["users_db_pool_connections"]}
+        assert pool["users_db_pool_connections"] >= 2  # one worker's and the other's
+        assert families["users_db_pool_max_connections"][0].value == 2 * 20
         revision = value(
             families["alembic_prestart_revision_duration_seconds"],
             "alembic_prestart_revision_duration_seconds",

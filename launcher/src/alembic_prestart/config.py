@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,18 +104,20 @@ class MigrationEnvironment:
         return cls(
             database_url=env.get(ENV_DATABASE_URL) or "",
             schema=schema,
-            migration_timeout=_seconds(env, ENV_MIGRATION_TIMEOUT, DEFAULT_MIGRATION_TIMEOUT),
-            lock_timeout=_seconds(env, ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT),
+            migration_timeout=seconds(env, ENV_MIGRATION_TIMEOUT, DEFAULT_MIGRATION_TIMEOUT),
+            lock_timeout=seconds(env, ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT),
             lint=lint,
             application_name=(
                 env.get(ENV_APPLICATION_NAME) or f"alembic migrate pid={os.getpid()}"
             )[:63],
             lock_holder=int(holder) if holder else None,
-            deadline=_seconds(env, ENV_DEADLINE, 0.0) or None,
+            deadline=seconds(env, ENV_DEADLINE, 0.0) or None,
         )
 
 
-def _seconds(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:
+def seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds from the environment variable `name`, else `default`; SettingError
+    names the variable when its value is not one."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
