@@ -88,7 +88,7 @@ class ServiceMetrics:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         # The *_created series double the output and multiprocess mode has none: none here.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.content_type = CONTENT_TYPE_LATEST  # what generate_latest writes
         self.directory = directory
         self.registry = CollectorRegistry()
