@@ -350,7 +350,7 @@ def _settings(options: dict[str, Any]) -> Settings:
             "%s set, but DATABASE_URL is not: using the default database (%s); set "
             "DATABASE_URL=postgresql:/// to connect with those variables, as psql does",
             ", ".join(libpq_variables),
-            url.describe(),
+            url.display(),
         )
     if not alembic.script_location_is_resource:
         # Alembic would fail on these in its child, after the wait: say it now, in one line.

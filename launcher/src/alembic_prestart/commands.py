@@ -117,7 +117,7 @@ def status(settings: Settings) -> int:
         current = state.versions or ()
         code = code_state(settings, signals, current)
     pending_ids = {revision for revision, _message, _path in code.pending}
-    where = settings.database_url.describe()
+    where = settings.database_url.display()
     if settings.database_url.is_postgres:
         where += f" (schema {settings.schema})"
     print(f"database: {where}")

@@ -88,7 +88,7 @@ class Budget:
 
 def wait_for(settings: Settings, signals: SignalState) -> DatabaseState:
     """A session on the database (closed by the caller) and the revisions it is at."""
-    where = settings.database_url.describe()
+    where = settings.database_url.display()
     if settings.database_url.is_postgres:
         where += f", schema {settings.schema}"
     logs.logger.info("database %s", where)
@@ -215,11 +215,11 @@ class _RecordedWaiting(Waiting):
 
     holder: str | None = None
 
-    def pause(self, describe_holder: Callable[[], str]) -> float:
+    def pause(self, holder: Callable[[], str]) -> float:
         if self.holder is None:
-            holder = self.holder = describe_holder()
-            return super().pause(lambda: holder)
-        return super().pause(describe_holder)
+            first = self.holder = holder()
+            return super().pause(lambda: first)
+        return super().pause(holder)
 
 
 def _take_lock(

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from alembic_prestart.revisions.query import _pending
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -194,6 +195,7 @@ def test_ordinary_trees_answer_exactly_as_alembic(case: tuple[Tree, str]) -> Non
     _compare(*case, must_answer=True)
 
 
+@pytest.mark.slow  # 150 hostile trees: the full suite's
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees(hostile=True))
 def test_hostile_trees_answer_as_alembic_or_step_aside(case: tuple[Tree, str]) -> None:

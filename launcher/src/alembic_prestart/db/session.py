@@ -178,13 +178,13 @@ class PostgresSession:
             self._timed_out = True
             raise RetryableError(f"the database did not answer within {timeout:.3g}s") from None
         except (OSError, ConnectionError) as error:
-            raise RetryableError(describe_error(error)) from None
+            raise RetryableError(error_text(error)) from None
         except Exception as error:
             if _is_connection_lost(error):
-                raise RetryableError(describe_error(error)) from None
+                raise RetryableError(error_text(error)) from None
             raise
 
-    def describe(self, *, timeout: float = QUERY_TIMEOUT_SECONDS) -> str:
+    def connected_to(self, *, timeout: float = QUERY_TIMEOUT_SECONDS) -> str:
         """Where this session really is, as the server reports it: no password, ever."""
         row = self.fetch(
             "SELECT current_user, current_database(), inet_server_addr()::text, "
@@ -233,7 +233,7 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
     the pieces it misread."""
     import asyncpg
 
-    shown = url.describe()
+    shown = url.display()
 
     def text() -> str:
         return url.scrub(first_line(error))
@@ -274,7 +274,7 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
         return RetryableError(f"cannot resolve the host ({error.strerror})")
     # Refused, reset, timed out, or a reply no PostgreSQL server would send: retried until
     # --db-wait is spent, then exit 69 naming it.
-    return RetryableError(url.scrub(describe_error(error)))
+    return RetryableError(url.scrub(error_text(error)))
 
 
 def requires_tls(url: DatabaseURL) -> bool:
@@ -294,7 +294,7 @@ def _is_connection_lost(error: BaseException) -> bool:
     ) or (type(error).__name__ == "InterfaceError" and "closed" in str(error))
 
 
-def describe_error(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
     if isinstance(error, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
         return "connection timed out"
     if isinstance(error, ConnectionRefusedError):

@@ -99,7 +99,7 @@ class DatabaseURL:
         """`text` (a driver's error about this URL) without any fragment of its password."""
         return scrub(text, self.secrets())
 
-    def describe(self) -> str:
+    def display(self) -> str:
         """What an operator reads on the first lines: which database this is."""
         if self.is_sqlite:
             return f"sqlite {self.sqlite_path}"

@@ -78,7 +78,7 @@ def wait_for_database(
                 state = DatabaseState(
                     versions=session.versions(schema, timeout=query_timeout), session=session
                 )
-                where = session.describe(timeout=query_timeout)
+                where = session.connected_to(timeout=query_timeout)
             except BaseException:
                 session.close()
                 raise
@@ -91,14 +91,14 @@ def wait_for_database(
             if now >= deadline:
                 raise SupervisorError(
                     f"database unreachable for {now - started:.1f}s (--db-wait {timeout:g}, "
-                    f"{attempts} attempt{'s' if attempts > 1 else ''}) at {url.describe()}: "
+                    f"{attempts} attempt{'s' if attempts > 1 else ''}) at {url.display()}: "
                     f"{error}",
                     EXIT_DATABASE_UNAVAILABLE,
                 ) from None
             if now - last_progress >= PROGRESS_EVERY_SECONDS or attempts == 1:
                 logs.logger.info(
                     "waiting for the database at %s (%.0fs of %gs): %s",
-                    url.describe(),
+                    url.display(),
                     now - started,
                     timeout,
                     error,

@@ -94,7 +94,7 @@ def holder_sql(key: int) -> str:
     )
 
 
-def describe_holder(row: tuple[Any, ...] | None) -> str:
+def holder_text(row: tuple[Any, ...] | None) -> str:
     if not row:
         return "a session that just let it go"
     pid, application_name, state = row[0], row[1], row[2]
@@ -116,20 +116,20 @@ class Waiting:
         self._last_log = float("-inf")
         self._log = log
 
-    def pause(self, describe_holder: Callable[[], str]) -> float:
+    def pause(self, holder: Callable[[], str]) -> float:
         """After a failed try: log now and then, raise LockTimeout past the deadline, and
         return how long to sleep before the next try."""
         now = time.monotonic()
         if now - self.started >= self.timeout:
             raise LockTimeout(
                 f"waited {self.timeout:g}s for the migration lock on {self.what}, "
-                f"held by {describe_holder()}"
+                f"held by {holder()}"
             )
         if now - self._last_log >= LOG_EVERY_SECONDS:
             self._log.info(
                 "waiting for the migration lock on %s, held by %s, for %.0fs",
                 self.what,
-                describe_holder(),
+                holder(),
                 now - self.started,
             )
             self._last_log = now
@@ -147,7 +147,7 @@ def acquire_postgres(
     while not query(try_lock_sql(key))[0][0]:
         if should_stop():
             return False
-        pause = waiting.pause(lambda: describe_holder(_first(query(holder_sql(key)))))
+        pause = waiting.pause(lambda: holder_text(_first(query(holder_sql(key)))))
         time.sleep(pause)
     return True
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
 
-def describe(ini: str, current: tuple[str, ...]) -> dict[str, object]:
+def answer(ini: str, current: tuple[str, ...]) -> dict[str, object]:
     """Alembic's public API only: the script directory's heads, walk and iteration."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -78,11 +78,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m alembic_prestart.revisions.query INI [CURRENT...]", file=sys.stderr)
         return 2
     try:
-        answer = describe(argv[0], tuple(argv[1:]))
+        result = answer(argv[0], tuple(argv[1:]))
     except CommandError as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 255
-    print(json.dumps(answer))
+    print(json.dumps(result))
     return 0
 
 
