@@ -259,7 +259,8 @@ def test_a_lost_lock_stops_the_migration_before_its_next_statement(
     postgres.execute(
         postgres_url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name LIKE 'alembic-prestart migrating%'",
+        "WHERE application_name LIKE 'alembic-prestart migrating%' "
+        "AND datname = current_database()",
     )
     assert launcher.wait(timeout=60) == 3, launcher.output
     assert "the migration lock was lost" in launcher.output

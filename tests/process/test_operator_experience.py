@@ -195,7 +195,8 @@ def test_a_lost_connection_is_named_and_safe_to_retry(
     postgres.execute(
         postgres_url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+        "WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid() "
+        "AND datname = current_database()",
     )
     assert launcher.wait(timeout=30) == 3
     last = launcher.output.splitlines()[-1]

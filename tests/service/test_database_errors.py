@@ -223,7 +223,8 @@ def test_connection_lost_mid_query_is_503_then_recovers(
         postgres.execute(
             migrated_url,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name LIKE 'service pid=%' AND state = 'active'",
+            "WHERE application_name LIKE 'service pid=%' AND state = 'active' "
+            "AND datname = current_database()",
         )
 
     with _started(migrated_url, monkeypatch) as client:
