@@ -18,18 +18,12 @@ revisions.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy attributes below resolve to, for type checkers
     from alembic_prestart.db.engine import create_async_engine, create_engine, offline_url
     from alembic_prestart.lock.env import async_migration_lock, migration_lock
     from alembic_prestart.revisions.app import CodeRevisions, code_revisions
-
-try:
-    __version__ = version("alembic-prestart")
-except PackageNotFoundError:  # pragma: no cover - run from a source tree without metadata
-    __version__ = "0+unknown"
 
 _LAZY = {
     "async_migration_lock": "alembic_prestart.lock.env",
@@ -59,4 +53,12 @@ def __getattr__(name: str) -> Any:
 
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "__version__":
+        # importlib.metadata costs the launcher's start-up tens of milliseconds: only on demand.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("alembic-prestart")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+            return "0+unknown"
     raise AttributeError(f"module 'alembic_prestart' has no attribute {name!r}")
