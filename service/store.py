@@ -215,6 +215,9 @@ class PostgresStore(UserStore):
             await asyncio.wait_for(self._pool.close(), self._timeout)
 
 
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+
 class SqliteStore(UserStore):
     """One connection in autocommit mode and WAL; aiosqlite runs it on a thread of its own.
 
@@ -242,6 +245,7 @@ class SqliteStore(UserStore):
         self._statements = statements("sqlite")
         # SQLite hands DateTime columns back as text (CURRENT_TIMESTAMP: UTC, no offset).
         self._datetimes = tuple(sql.DATETIME_COLUMNS)
+        self._checkpoint_owed = False  # see _give_back_the_wal
 
     @classmethod
     async def open(cls, settings: Settings) -> SqliteStore:
@@ -252,6 +256,9 @@ class SqliteStore(UserStore):
         connection = await aiosqlite.connect(path, timeout=0, isolation_level=None)
         connection.row_factory = sqlite3.Row  # rows keyed by column name
         await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
+        # After each checkpoint the WAL file is cut back to this size instead of keeping the
+        # largest it ever grew to.
+        await connection.execute_fetchall(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}", ())
         return cls(connection, timeout=settings.database_timeout)
 
     async def _fetch(
@@ -279,7 +286,10 @@ class SqliteStore(UserStore):
         deadline = time.monotonic() + self._timeout
         while True:
             try:
-                return list(await self._connection.execute_fetchall(query, args))
+                rows = list(await self._connection.execute_fetchall(query, args))
+                if self._checkpoint_owed:
+                    await self._give_back_the_wal()
+                return rows
             except sqlite3.IntegrityError as error:
                 if getattr(error, "sqlite_errorcode", 0) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
                     raise EmailTaken from None
@@ -294,11 +304,25 @@ class SqliteStore(UserStore):
                         await asyncio.sleep(random.uniform(*self.RETRY_PAUSE_SECONDS))
                         continue
                     detail += f" for {self._timeout:g} s"
+                if cause is Cause.STORAGE_FULL:
+                    await self._give_back_the_wal()
                 raise failure(cause, detail) from None
             except ValueError as error:
                 if str(error) not in ("Connection closed", "no active connection"):
                     raise  # not aiosqlite saying the store is closed
                 raise failure(Cause.CONNECTION_LOST, "the SQLite connection is closed") from None
+
+    async def _give_back_the_wal(self) -> None:
+        """On a full disk, move what the WAL holds into the database and truncate it: on a
+        volume smaller than the auto-checkpoint threshold (1000 pages) the WAL would otherwise
+        never be checkpointed, and the space it holds never freed, disk freed or not. On a
+        disk still full the checkpoint itself may fail: it is owed, and tried again after each
+        write that succeeds (the disk has freed) until it has been done."""
+        self._checkpoint_owed = True
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            rows = await self._connection.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)", ())
+            busy = next(iter(rows))[0] if rows else 1  # (busy, wal pages, checkpointed)
+            self._checkpoint_owed = bool(busy)
 
     async def close(self) -> None:
         await self._connection.close()
