@@ -73,7 +73,7 @@ def test_sslmode_require_on_a_tls_only_server(
     url = f"postgres://postgres:{PASSWORD}@127.0.0.1:{tls_cluster.port}/{database}?sslmode=require"
     migrated = _run(foreign, url, tmp_path / "migrate.out")
     assert migrated.process.returncode == 0, migrated.output
-    assert "(TLS)" in migrated.output
+    assert "(TLS, " in migrated.output
     versions = postgres.fetch(
         tls_cluster.socket_url(database), "SELECT version_num FROM public.alembic_version"
     )

@@ -129,7 +129,7 @@ def test_no_password_crosses_without_tls(
         proxy.close()
     assert launcher.process.returncode == 0, launcher.output
     assert applied(database) == [HEAD]
-    assert "(TLS)" in launcher.output
+    assert "(TLS, " in launcher.output
     assert proxy.recorded, "nothing went through the proxy"
     assert CLEAR_PASSWORD.encode() not in proxy.recorded
     assert_no_secret(launcher.output)
@@ -150,7 +150,7 @@ def test_the_recording_proxy_sees_a_password_sent_in_the_clear(
     finally:
         proxy.close()
     assert launcher.process.returncode == 1, launcher.output  # connected: the head pending
-    assert "(no TLS)" in launcher.output
+    assert "(no TLS, " in launcher.output
     assert CLEAR_PASSWORD.encode() in proxy.recorded
 
 
@@ -166,7 +166,7 @@ def test_verify_full_with_the_servers_certificate(
         )
         launcher = run_launcher([command], launcher_env(url), tmp_path / f"{command}.out")
         assert launcher.process.returncode == code, launcher.output
-        assert "(TLS)" in launcher.output
+        assert "(TLS, " in launcher.output
         assert_no_secret(launcher.output)
     assert applied(database) == [HEAD]
 

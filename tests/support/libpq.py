@@ -32,10 +32,11 @@ ORACLE_QUERY = (
 # The paths `python -m tests.support.libpq` reports, in that order.
 PATHS = ("async_engine", "sync_engine", "service_pool")
 
-# The launcher's line naming the session it holds (db/session.py describe()).
+# The launcher's line naming the session it holds (db/session.py connected_to()).
 _CONNECTED = re.compile(
     r"connected to postgresql://(?P<user>.*?)@(?P<where>\[local\]|\[[^\]]*\]:\d+|[^@/:]+:\d+)"
-    r"/(?P<database>.*) \((?P<tls>TLS|no TLS|Unix socket)\), schema "
+    r"/(?P<database>.*) \((?P<tls>TLS|no TLS|Unix socket)(?:, the server's own address)?\), "
+    r"schema "
 )
 
 

@@ -197,8 +197,11 @@ class PostgresSession:
             host = f"[{host}]"  # IPv6
         # No address: a Unix socket, shown as psql shows it.
         where = f"{host}:{port}" if host else "[local]"
-        tls_note = " (TLS)" if tls else (" (no TLS)" if host else " (Unix socket)")
-        return f"postgresql://{user}@{where}/{database}{tls_note}"
+        if not host:
+            return f"postgresql://{user}@{where}/{database} (Unix socket)"
+        # The server's own address: behind a proxy or a port mapping it is not the URL's.
+        tls_note = "TLS" if tls else "no TLS"
+        return f"postgresql://{user}@{where}/{database} ({tls_note}, the server's own address)"
 
     def close(self) -> None:
         """Say goodbye, or drop the connection: the server ends the session either way."""
