@@ -26,11 +26,15 @@ if TYPE_CHECKING:
 
 
 def migration_url(
-    *, root: Path | None = None, default: str | None = None, environ: dict[str, str] | None = None
+    *,
+    root: Path | None = None,
+    default: str | None = None,
+    settings: MigrationEnvironment | None = None,
 ) -> DatabaseURL:
     """DATABASE_URL as the launcher reads it; `root` (default: the folder of the Alembic
-    configuration) anchors a relative SQLite path; `default` applies when it is unset."""
-    settings = MigrationEnvironment.from_environment(environ)
+    configuration) anchors a relative SQLite path; `default` applies when it is unset.
+    `settings`: the child's settings when the caller has read them already."""
+    settings = settings or MigrationEnvironment.from_environment()
     return parse_database_url(settings.database_url, root=root or _alembic_root(), default=default)
 
 
@@ -50,7 +54,7 @@ def create_engine(
     from sqlalchemy import pool
 
     settings = MigrationEnvironment.from_environment()
-    url = migration_url(root=root, default=default)
+    url = migration_url(root=root, default=default, settings=settings)
     if url.is_sqlite:
         url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         return sqlalchemy_engine(f"sqlite:///{url.sqlite_path}", poolclass=pool.NullPool)
@@ -93,7 +97,7 @@ def create_async_engine(
     from sqlalchemy.ext.asyncio import create_async_engine as sqlalchemy_async_engine
 
     settings = MigrationEnvironment.from_environment()
-    url = migration_url(root=root, default=default)
+    url = migration_url(root=root, default=default, settings=settings)
     if url.is_sqlite:
         url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         return sqlalchemy_async_engine(url.sqlalchemy_url(), poolclass=pool.NullPool)

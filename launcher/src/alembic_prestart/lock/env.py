@@ -59,7 +59,7 @@ from alembic_prestart.safety.protocol import GUARD_INSTALLED
 logger = logging.getLogger("alembic.prestart")
 
 
-def _command_error(message: str) -> Exception:
+def command_error(message: str) -> Exception:
     try:
         from alembic.util import CommandError  # Alembic prints it as one FAILED: line
     except ImportError:  # pragma: no cover - env.py always runs under Alembic
@@ -71,7 +71,7 @@ def _settings() -> MigrationEnvironment:
     try:
         return MigrationEnvironment.from_environment()
     except SettingError as error:
-        raise _command_error(str(error)) from None
+        raise command_error(str(error)) from None
 
 
 @contextlib.contextmanager
@@ -180,11 +180,11 @@ def _postgres_lock(
         acquire_postgres(query, key, Waiting(f"schema {schema}", timeout, logger))
     except LockTimeout as error:
         end_our_transaction()
-        raise _command_error(f"{error}; nothing was applied") from None
+        raise command_error(f"{error}; nothing was applied") from None
     own_pid = int(query("SELECT pg_backend_pid()")[0][0])
     if not query(held_by_sql(key, own_pid))[0][0]:
         end_our_transaction()
-        raise _command_error(
+        raise command_error(
             f"the migration lock was granted, but not to this session: {POOLER_HINT}"
         )
     version = int(query("SELECT current_setting('server_version_num')")[0][0])
@@ -233,8 +233,8 @@ def _guarded_statements(
             return
         busy = True
         try:
-            if not _held(conn, check):
-                raise _command_error(
+            if not driver_rows(conn, check)[0][0]:
+                raise command_error(
                     f"the migration lock on schema {schema} was lost (its session, pid "
                     f"{holder}, no longer holds it): stopped before the next statement; "
                     "the revision under way was rolled back"
@@ -256,15 +256,15 @@ def _guarded_statements(
         guard.finish()
 
 
-def _held(conn: Any, check: str) -> bool:
-    """Asked on the DBAPI connection itself: no SQLAlchemy event runs for it."""
+def driver_rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
+    """`sql`'s rows, asked on the DBAPI connection itself: no SQLAlchemy event (so neither the
+    lock check nor the guard) runs for the launcher's own questions."""
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(check)
-        row = cursor.fetchone()
+        cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
     finally:
         cursor.close()
-    return bool(row and row[0])
 
 
 @contextlib.contextmanager
@@ -283,7 +283,7 @@ def sqlite_file_lock(database: Path, *, timeout: float) -> Iterator[None]:
                 try:
                     time.sleep(waiting.pause(lambda: "another migrator"))
                 except LockTimeout as error:
-                    raise _command_error(f"{error}; nothing was applied") from None
+                    raise command_error(f"{error}; nothing was applied") from None
         logger.info("migration lock acquired (%s)", lock_path.name)
         yield
     finally:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alembic_prestart.lock.env import command_error, driver_rows
 from alembic_prestart.safety.analyse import Analysis, Finding
 from alembic_prestart.safety.protocol import FINDING, REFUSED
 
@@ -70,7 +71,7 @@ class SafetyGuard:
         if self.analysis is None:
             self.analysis = Analysis(
                 existing_tables=_existing_tables(conn, self.schema),
-                time_zone=str(_cursor_rows(conn, "SHOW TimeZone")[0][0]),
+                time_zone=str(driver_rows(conn, "SHOW TimeZone")[0][0]),
             )
         self._report(self._follow_transaction(conn))
         revision_id, path = self._current_revision()
@@ -82,9 +83,7 @@ class SafetyGuard:
             self.findings.append(finding)
             line = f"{finding.line()}{_table_size(self._conn, finding)}"
             if self.mode == "strict":
-                from alembic_prestart.lock.env import _command_error
-
-                raise _command_error(
+                raise command_error(
                     f"{REFUSED}: {line}; the statement did not run and its revision was rolled "
                     "back. Follow the recipe, or silence the rule in the revision with "
                     "`# migration-lint: ignore RULE -- reason`"
@@ -131,19 +130,9 @@ class SafetyGuard:
             logger.info("migration safety analysis: no finding")
 
 
-def _cursor_rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
-    """On the DBAPI connection itself: no SQLAlchemy event (and no guard) runs for it."""
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(sql)
-        return [tuple(row) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
 def _existing_tables(conn: Any, schema: str) -> dict[str, dict[str, str]]:
     tables: dict[str, dict[str, str]] = {}
-    for table, column, type_name in _cursor_rows(conn, _COLUMN_TYPES.format(schema=schema)):
+    for table, column, type_name in driver_rows(conn, _COLUMN_TYPES.format(schema=schema)):
         tables.setdefault(table, {})[column] = type_name
     return tables
 
@@ -154,7 +143,7 @@ def _table_size(conn: Any, finding: Finding) -> str:
     if not table or conn is None:
         return ""
     literal = "'" + str(table).replace("'", "''") + "'"
-    rows = _cursor_rows(
+    rows = driver_rows(
         conn,
         f"SELECT c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class AS c "
         f"WHERE c.oid = to_regclass({literal})",
