@@ -20,6 +20,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from urllib.parse import parse_qsl, unquote
 
+from alembic_prestart.db.scram import refused_iterations
 from alembic_prestart.db.url import redact_urls_in
 
 
@@ -175,6 +176,8 @@ def asyncpg_failure(
             f"{name} from asyncpg reading DATABASE_URL (its message withheld: it may quote the "
             "password); percent-encode any : / ? # @ in the password",
         )
+    if (refused := refused_iterations(error)) is not None:
+        return failure(Cause.MISCONFIGURED, str(refused))
     if isinstance(error, TimeoutError):
         return failure(Cause.TIMED_OUT, f"{name}: no answer within DATABASE_TIMEOUT")
     # The connection broke, or asyncpg's protocol state did (InternalClientError "cannot

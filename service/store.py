@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alembic_prestart.db.scram import bound_password_hashing
 from alembic_prestart.db.url import DatabaseURL
 
 from service import sql
@@ -125,6 +126,8 @@ class PostgresStore(UserStore):
     def __init__(self, settings: Settings) -> None:
         import asyncpg
 
+        # A server cannot make a connect hash the password for minutes on the event loop.
+        bound_password_hashing()
         self._asyncpg = asyncpg
         self._statements = statements("postgresql")
         self._url: DatabaseURL = settings.url

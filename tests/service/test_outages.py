@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -12,8 +13,9 @@ import pytest
 
 from tests.support import postgres
 from tests.support.cluster import PASSWORD, PrivateCluster
+from tests.support.fake_servers import HOSTILE, HostileServer
 from tests.support.processes import Launcher, http_json, launcher_env
-from tests.support.urls import DatabaseURL
+from tests.support.urls import DatabaseURL, parse_database_url
 
 REQUEST_BOUND_SECONDS = 6.0  # the pool and connect timeouts are 5 s
 
@@ -244,3 +246,35 @@ def test_wrong_password_with_skip_migrations_is_one_503_line_per_request(
     assert output.count("database unavailable: access denied on GET /users/1") == 3, output
     assert "Traceback" not in output
     assert "Zq7Wx9" not in output and PASSWORD not in output
+
+
+@pytest.mark.slow  # a real launcher
+def test_a_server_asking_for_a_costly_hash_freezes_nothing(port: int, tmp_path: Path) -> None:
+    """A server demanding 2^31 - 1 rounds of SCRAM hashing: each request is a prompt 503
+    'misconfigured' naming the count, /healthz keeps answering, and SIGTERM ends the service
+    at once (asyncpg would otherwise hash for minutes on the event loop)."""
+    server = HostileServer(HOSTILE["scram_iterations_2147483647"])
+    url = parse_database_url(f"postgresql://app:{PASSWORD}@127.0.0.1:{server.port}/app")
+    launcher = Launcher(
+        ["--port", str(port), "--skip-migrations"], env=launcher_env(url), log_path=tmp_path / "o"
+    )
+    try:
+        launcher.wait_http(port)
+        for _ in range(3):
+            status, payload, elapsed = _timed(port, "GET", "/users/1")
+            assert status == 503, payload
+            assert json.loads(payload) == {"detail": "database unavailable: misconfigured"}
+            assert elapsed < 1.0
+            status, _, elapsed = _timed(port, "GET", "/healthz")
+            assert status == 200 and elapsed < 1.0
+        launcher.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        assert launcher.wait(timeout=15) in (0, -signal.SIGTERM), launcher.output
+        assert time.monotonic() - signalled < 3.0
+    finally:
+        launcher.stop()
+        server.close()
+    output = launcher.output
+    assert output.count("2,147,483,647 rounds of SCRAM password hashing") == 3, output
+    assert "Traceback" not in output
+    assert PASSWORD not in output

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic_prestart.config import MigrationEnvironment
+from alembic_prestart.db.scram import bound_password_hashing
 from alembic_prestart.db.url import DatabaseURL, parse_database_url, validate_schema
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ def create_async_engine(
     search_schema = validate_schema(schema) if schema else settings.schema
     if search_schema:
         server_settings["search_path"] = search_schema
+
+    bound_password_hashing()
 
     async def connect() -> Any:
         import asyncpg

@@ -4,9 +4,9 @@ asyncpg is the one interpreter of a PostgreSQL URL (libpq's environment variable
 sslmode and sslrootcert, Unix sockets, several hosts) and the one speaker of the protocol, here
 as in the Alembic child and the app. Its event loop runs on a thread of its own so that the
 launcher's main thread keeps a hard deadline on every exchange and answers signals at once,
-whatever the server does: a server that drips bytes, or makes the client hash a password for
-minutes (a SCRAM iteration count is the server's choice), costs at most the deadline. A loop
-that is still busy when its deadline passes is abandoned with its thread.
+whatever the server does: a server that drips bytes costs at most the deadline, and one that
+asks for minutes of password hashing is refused before any (db/scram.py). A loop that is still
+busy when its deadline passes is abandoned with its thread.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from alembic_prestart.db.scram import bound_password_hashing, refused_iterations
 from alembic_prestart.db.url import DatabaseURL
 from alembic_prestart.errors import EXIT_CONFIG, SupervisorError
 
@@ -126,6 +127,7 @@ class PostgresSession:
         RetryableError, SupervisorError (exit 78: waiting cannot help) or Interrupted."""
         import asyncpg  # only PostgreSQL needs it
 
+        bound_password_hashing()
         if not _LoopThread.wait_for_abandoned(timeout, should_stop):
             raise RetryableError(
                 "the previous connection attempt is still busy (the server asked for a costly "
@@ -244,6 +246,8 @@ def classify_connect_error(error: BaseException, url: DatabaseURL) -> Exception:
     def config(message: str) -> SupervisorError:
         return SupervisorError(f"configuration error: {message} ({shown})", EXIT_CONFIG)
 
+    if (refused := refused_iterations(error)) is not None:
+        return config(str(refused))
     if isinstance(
         error, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
     ):
