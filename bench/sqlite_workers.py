@@ -1,15 +1,20 @@
-"""SQLite writes under several uvicorn workers: POST /users latency and errors, 1 vs N workers.
+"""SQLite writes: the service against FastAPI's floor on SQLite, 1 and N workers, side by side.
 
-    .venv/bin/python bench/sqlite_workers.py                    # 1 and 4 workers, 15 s each
-    .venv/bin/python bench/sqlite_workers.py --workers 1 4 --duration 30
+    .venv/bin/python bench/sqlite_workers.py                    # 1 and 4 workers, 3 rounds
+    .venv/bin/python bench/sqlite_workers.py --workers 1 4 --rounds 3 --duration 10
 
-For each worker count it starts `python supervisor.py --workers N` on a fresh SQLite file (the
-launcher migrates it), warms up, then runs wrk (--latency) on POST /users with a new email per
-request (bench/wrk_post_user.lua) for --duration seconds. Printed: requests/s, p50, p99, max,
-and the non-2xx answers (a 503 here means a writer gave up waiting for the lock).
+Two variants, each on a fresh SQLite file migrated to head, with the same durability (WAL,
+synchronous FULL, autocommit) and the same uvicorn options:
 
-Before the store's fair retry (service/store.py SqliteStore), 4 workers gave POST p99 4.4-4.7 s
-and 1-3 answers of 503 per 30 s, where 1 worker had p99 60 ms on the same load.
+- service: `python supervisor.py --workers N` (the launcher migrates the file, then serves);
+- floor: `bench/raw_aiosqlite_app.py` under uvicorn `--workers N`, the thinnest FastAPI app
+  calling one aiosqlite connection per worker, SQLite's own busy handler (5 s) for waits.
+
+Each round runs every (workers, variant) pair once, the variants in a rotated order; each run
+warms up, then wrk (--latency) sends POST /users with a new email per request
+(bench/wrk_post_user.lua) for --duration seconds. Printed per run and as medians over the
+rounds: requests/s, p50, p99, max, non-2xx (a 503 means a writer gave up waiting), and the
+service/floor ratio of requests/s per worker count.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,15 +65,37 @@ def _max_ms(output: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def measure(args: argparse.Namespace, workers: int, directory: Path) -> list[object]:
-    database = directory / f"workers-{workers}.db"
+VARIANTS = ("service", "floor")
+
+
+def _argv(args: argparse.Namespace, variant: str, workers: int, port: int) -> list[str]:
+    if variant == "service":
+        argv = [common.PYTHON, str(args.project / "supervisor.py"), "--port", str(port)]
+        argv += ["--workers", str(workers)]
+        return [*argv, "--", *args.uvicorn_arg] if args.uvicorn_arg else argv
+    from alembic_prestart.process.serve import uvicorn_argv
+
+    return uvicorn_argv(
+        python=common.PYTHON,
+        app="bench.raw_aiosqlite_app:app",
+        host=common.HOST,
+        port=port,
+        workers=workers,
+        app_dir=PROJECT_ROOT,
+        extra=args.uvicorn_arg,
+    )
+
+
+def measure(
+    args: argparse.Namespace, variant: str, workers: int, database: Path
+) -> dict[str, float]:
+    url = f"sqlite:///{database}"
+    if variant == "floor":  # the service's launcher migrates its own file as it starts
+        common.alembic(args.project, url, "upgrade", "head")
     port = common.free_port()
-    env = common.server_environment(f"sqlite:///{database}")
-    argv = [common.PYTHON, str(args.project / "supervisor.py"), "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    if args.uvicorn_arg:
-        argv += ["--", *args.uvicorn_arg]
-    server = common.Server(f"{workers} worker(s)", argv, port=port, env=env, cwd=args.project)
+    argv = _argv(args, variant, workers, port)
+    env = common.server_environment(url)
+    server = common.Server(f"{variant}, {workers} worker(s)", argv, port=port, env=env)
     try:
         common.wait_until_serving([server], timeout=60)
         if args.warmup > 0:
@@ -76,15 +104,13 @@ def measure(args: argparse.Namespace, workers: int, directory: Path) -> list[obj
     finally:
         server.stop()
     result = parse_wrk(output)
-    return [
-        workers,
-        f"{result.requests_per_second:.0f}",
-        f"{result.p50_ms:.2f}",
-        f"{result.p99_ms:.2f}",
-        f"{_max_ms(output):.2f}",
-        result.requests,
-        result.non_2xx,
-    ]
+    return {
+        "req/s": result.requests_per_second,
+        "p50": result.p50_ms,
+        "p99": result.p99_ms,
+        "max": _max_ms(output),
+        "non-2xx": result.non_2xx,
+    }
 
 
 def main() -> int:
@@ -92,7 +118,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4], help="(default: 1 4)")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds (default: 15)")
+    parser.add_argument("--rounds", type=int, default=3, help="(default: 3)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds (default: 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds (default: 2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument(
@@ -110,17 +137,55 @@ def main() -> int:
     if not args.wrk:
         parser.error("wrk not found on PATH (Debian: apt-get install wrk), or pass --wrk")
     print(common.machine_line("start"), flush=True)
-    rows = []
+    runs: dict[tuple[int, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as directory:
-        for workers in args.workers:
-            rows.append(measure(args, workers, Path(directory)))
-            print(f"{workers} worker(s): {rows[-1]}", flush=True)
+        for round_number in range(args.rounds):
+            for workers in args.workers:
+                for variant in common.rotated(VARIANTS, round_number + workers):
+                    database = Path(directory) / f"{variant}-{workers}-{round_number}.db"
+                    figures = measure(args, variant, workers, database)
+                    runs.setdefault((workers, variant), []).append(figures)
+                    shown = ", ".join(f"{key} {value:,.2f}" for key, value in figures.items())
+                    print(f"round {round_number + 1}: {variant}, {workers} worker(s): {shown}")
     print(common.machine_line("end"))
     print()
+
+    def median(workers: int, variant: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[workers, variant])
+
+    rows = [
+        [
+            variant,
+            workers,
+            f"{median(workers, variant, 'req/s'):,.0f}",
+            f"{median(workers, variant, 'p50'):.2f}",
+            f"{median(workers, variant, 'p99'):.2f}",
+            f"{max(run['max'] for run in runs[workers, variant]):.2f}",
+            sum(int(run["non-2xx"]) for run in runs[workers, variant]),
+        ]
+        for workers in args.workers
+        for variant in VARIANTS
+    ]
     common.print_table(
-        ["workers", "req/s", "p50 ms", "p99 ms", "max ms", "requests", "non-2xx"], rows
+        ["variant", "workers", "req/s", "p50 ms", "p99 ms", "max ms", "non-2xx"], rows
     )
-    return 1 if any(row[-1] for row in rows) else 0
+    print()
+    met = True
+    for workers in args.workers:
+        ratio = median(workers, "service", "req/s") / median(workers, "floor", "req/s")
+        met &= ratio >= 0.95
+        print(
+            common.ratio_line(
+                f"service/floor req/s, {workers} worker(s)",
+                ratio,
+                target=">= 0.95",
+                met=ratio >= 0.95,
+            )
+        )
+    errors = sum(
+        int(run["non-2xx"]) for key, kept in runs.items() if key[1] == "service" for run in kept
+    )
+    return 0 if met and not errors else 1
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.failures import Cause, DatabaseFailure
-from service.store import PostgresStore, SqliteStore
+from service.store import UserStore
 
 logger = logging.getLogger("service.metrics")
 
@@ -169,19 +169,18 @@ class ServiceMetrics:
     def count_store_error(self, cause: Cause) -> None:
         self.store_errors.labels(cause_label(cause)).inc()
 
-    def publish(self, store: object) -> None:
+    def publish(self, store: UserStore | None) -> None:
         """Write the values of the moment where a scrape reads them."""
         self.in_flight_gauge.set(self.in_flight)
-        state = pool_state(store)
-        if state is None:
+        if store is None:  # not open yet, or closed
             return
-        backend, connections, in_use, maximum = state
-        self.pool_connections.labels(backend).set(connections)
-        self.pool_max.labels(backend).set(maximum)
-        if in_use is not None:
-            self.pool_in_use.labels(backend).set(in_use)
+        state = store.pool_state()
+        self.pool_connections.labels(state.backend).set(state.size)
+        self.pool_max.labels(state.backend).set(state.maximum)
+        if state.in_use is not None:
+            self.pool_in_use.labels(state.backend).set(state.in_use)
 
-    def render(self, store: object) -> bytes:
+    def render(self, store: UserStore | None) -> bytes:
         """The text format, every worker's values summed."""
         from prometheus_client import generate_latest
 
@@ -193,22 +192,6 @@ class ServiceMetrics:
 
 def cause_label(cause: Cause) -> str:
     return cause.name.lower()  # "not_migrated", "storage_full", "timed_out"...
-
-
-def pool_state(store: object) -> tuple[str, int, int | None, int] | None:
-    """(backend, open connections, in use or None if unknown, most allowed) of the store."""
-    # The store keeps its pool to itself; these are reads of what it configured and opened.
-    if isinstance(store, PostgresStore):
-        maximum = store._pool_args["max_size"]
-        assert isinstance(maximum, int)
-        pool = store._pool
-        if pool is None:  # created on the first request
-            return "postgresql", 0, 0, maximum
-        size = int(pool.get_size())
-        return "postgresql", size, size - int(pool.get_idle_size()), maximum
-    if isinstance(store, SqliteStore):
-        return "sqlite", 1, None, 1
-    return None
 
 
 class RequestMetrics:

@@ -65,6 +65,16 @@ def update_statement(columns: Iterable[str]) -> str:
     return "update:" + ",".join(sorted(columns))
 
 
+@dataclass(frozen=True)
+class PoolState:
+    """The store's connections, for the metrics page."""
+
+    backend: str
+    size: int  # open connections
+    in_use: int | None  # None where the backend cannot tell
+    maximum: int
+
+
 class EmailTaken(Exception):
     """The email belongs to another user."""
 
@@ -85,6 +95,9 @@ class UserStore(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    @abstractmethod
+    def pool_state(self) -> PoolState: ...
 
     async def get(self, user_id: int) -> User | None:
         rows = await self._fetch("get", {"id": user_id}, idempotent=True)
@@ -163,6 +176,14 @@ class PostgresStore(UserStore):
             asyncpg.InterfaceError,
             asyncpg.InternalClientError,
         )
+
+    def pool_state(self) -> PoolState:
+        maximum = self._pool_args["max_size"]
+        assert isinstance(maximum, int)
+        if self._pool is None:  # created on the first request
+            return PoolState("postgresql", 0, 0, maximum)
+        size = self._pool.get_size()
+        return PoolState("postgresql", size, size - self._pool.get_idle_size(), maximum)
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -326,6 +347,9 @@ class SqliteStore(UserStore):
             rows = await self._connection.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)", ())
             busy = next(iter(rows))[0] if rows else 1  # (busy, wal pages, checkpointed)
             self._checkpoint_owed = bool(busy)
+
+    def pool_state(self) -> PoolState:
+        return PoolState("sqlite", 1, None, 1)
 
     async def close(self) -> None:
         await self._connection.close()
