@@ -3,8 +3,9 @@ service/statements.py) on the database driver itself.
 
 One statement per operation, each atomic on its own, so every connection runs in autocommit:
 one round trip per request, no BEGIN/COMMIT around it. PostgreSQL goes through an asyncpg pool
-(its prepared-statement cache makes each statement a single Bind/Execute); SQLite through one
-aiosqlite connection per worker. Rows are mapped by column name.
+(its prepared-statement cache makes each statement a single Bind/Execute); SQLite through two
+aiosqlite connections per worker, one reading and one committing the writes in groups. Rows
+are mapped by column name.
 
 A taken email is `EmailTaken` (409, from the unique constraint, not a racy pre-check). Every
 failure of the database is a `DatabaseFailure` naming its cause (service/failures.py), with the
@@ -23,13 +24,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from alembic_prestart.db.scram import bound_password_hashing
 from alembic_prestart.db.url import DatabaseURL
 
 from service import sql
-from service.failures import Cause, Redactor, asyncpg_failure, failure, sqlite_cause
+from service.failures import (
+    Cause,
+    Redactor,
+    StorageFull,
+    asyncpg_failure,
+    failure,
+    sqlite_cause,
+)
 from service.settings import Settings
 
 APPLICATION_NAME = "service"
@@ -242,8 +251,39 @@ class PostgresStore(UserStore):
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
+class _Write:
+    """One write waiting for its commit, and the request awaiting its outcome."""
+
+    __slots__ = ("args", "future", "sql")
+
+    def __init__(self, sql: str, args: tuple[Any, ...]) -> None:
+        self.sql = sql
+        self.args = args
+        self.future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+    def settle(self, rows: list[Any] | None = None, error: BaseException | None = None) -> None:
+        if self.future.done():  # the request was cancelled (its client left)
+            return
+        if isinstance(error, asyncio.CancelledError):  # the worker is shutting down
+            self.future.cancel()
+        elif error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(rows or [])
+
+
 class SqliteStore(UserStore):
-    """One connection in autocommit mode and WAL; aiosqlite runs it on a thread of its own.
+    """Two connections to the file in WAL mode, each on a thread of its own (aiosqlite): one
+    for reads, one for writes. WAL lets the reads proceed while a write (this worker's, another
+    worker's, or the launcher's migration) holds the file's one write lock.
+
+    Writes are committed in groups: a write that arrives while another is being committed
+    waits, and those that gathered meanwhile are committed together, one transaction and one
+    fsync for all of them (PostgreSQL does the same with concurrent commits). Durability is
+    unchanged: synchronous FULL, and no answer leaves before its write is on disk. Each write
+    is still atomic on its own: one that fails (a taken email) is undone alone, SQLite
+    statements being atomic inside a transaction, and the others commit; a failure that ends
+    the whole transaction (a full disk) or its commit is the answer of every write in it.
 
     Several workers share the file, and SQLite lets one connection write at a time. Its own
     busy handler is unfair: a waiting writer sleeps longer and longer between tries (1, 2, 5
@@ -254,42 +294,52 @@ class SqliteStore(UserStore):
 
     So SQLite does not wait at all (busy_timeout 0): a write that finds the lock taken is
     retried after a short random pause on the event loop, every waiter at the same pace
-    however long it has waited, while the connection's thread runs the worker's other
-    statements; a request gives up (503) only after `database_timeout`. WAL lets readers
-    proceed while another worker (or the launcher's migration) writes. Each write is one
-    statement in autocommit, which takes the write lock as it starts, as BEGIN IMMEDIATE would:
-    a writer never fails half-way on a stale snapshot.
+    however long it has waited, while the reads go on; a request gives up (503) only after
+    `database_timeout`. A group takes the write lock as it starts (BEGIN IMMEDIATE), as a lone
+    write in autocommit does: a writer never fails half-way on a stale snapshot.
     """
 
     RETRY_PAUSE_SECONDS = (0.0002, 0.002)
 
-    def __init__(self, connection: Any, *, timeout: float) -> None:
-        self._connection = connection
+    def __init__(self, reader: Any, writer: Any, *, timeout: float) -> None:
+        self._reader = reader
+        self._writer = writer
         self._timeout = timeout
         self._statements = statements("sqlite")
         # SQLite hands DateTime columns back as text (CURRENT_TIMESTAMP: UTC, no offset).
         self._datetimes = tuple(sql.DATETIME_COLUMNS)
         self._checkpoint_owed = False  # see _give_back_the_wal
+        self._waiting: list[_Write] = []  # writes for the next group
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings) -> SqliteStore:
-        import aiosqlite
-
         path = settings.url.sqlite_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, timeout=0, isolation_level=None)
-        connection.row_factory = sqlite3.Row  # rows keyed by column name
-        await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
-        # After each checkpoint the WAL file is cut back to this size instead of keeping the
-        # largest it ever grew to.
-        await connection.execute_fetchall(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}", ())
-        return cls(connection, timeout=settings.database_timeout)
+        writer = await _connect(path)
+        try:
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(reader, writer, timeout=settings.database_timeout)
+
+    def pool_state(self) -> PoolState:
+        return PoolState("sqlite", 2, None, 2)
 
     async def _fetch(
         self, statement: str, params: dict[str, Any], *, idempotent: bool
     ) -> list[User]:
         compiled = self._statements[statement]
-        return [self._user(row) for row in await self._run(compiled.sql, compiled.args(params))]
+        args = compiled.args(params)
+        # The idempotent statements are the reads.
+        if idempotent:
+            rows = await self._execute(self._reader, compiled.sql, args)
+            if self._checkpoint_owed:
+                await self._give_back_the_wal(self._reader)
+        else:
+            rows = await self._write(compiled.sql, args)
+        return [self._user(row) for row in rows]
 
     def _user(self, row: sqlite3.Row) -> User:
         user = dict(zip(row.keys(), row, strict=True))
@@ -304,16 +354,84 @@ class SqliteStore(UserStore):
         return user
 
     async def _versions(self) -> list[str]:
-        return [row["version_num"] for row in await self._run(VERSIONS_SQL, ())]
+        return [row["version_num"] for row in await self._execute(self._reader, VERSIONS_SQL, ())]
 
-    async def _run(self, query: str, args: tuple[Any, ...]) -> list[Any]:
+    async def _write(self, query: str, args: tuple[Any, ...]) -> list[Any]:
+        write = _Write(query, args)
+        self._waiting.append(write)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_while_waiting())
+        return await write.future
+
+    async def _commit_while_waiting(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    await self._commit(group)
+                except BaseException as error:  # never leave a request waiting
+                    for write in group:
+                        write.settle(error=error)
+                    if not isinstance(error, Exception):
+                        raise
+        finally:
+            self._committer = None
+
+    async def _commit(self, group: list[_Write]) -> None:
+        """Commit a group of writes; each write's future gets its rows or its error."""
+        if len(group) == 1:  # alone: one statement in autocommit
+            [write] = group
+            try:
+                write.settle(await self._execute(self._writer, write.sql, write.args))
+            except Exception as error:
+                write.settle(error=error)
+                if isinstance(error, StorageFull):
+                    await self._give_back_the_wal(self._writer)
+                return
+        else:
+            await self._commit_together(group)
+        if self._checkpoint_owed:
+            await self._give_back_the_wal(self._writer)
+
+    async def _commit_together(self, group: list[_Write]) -> None:
+        try:
+            await self._execute(self._writer, "BEGIN IMMEDIATE", ())
+        except Exception as error:
+            for write in group:
+                write.settle(error=error)
+            return
+        done: list[tuple[_Write, list[Any]]] = []
+        ended: Exception | None = None  # what ended the whole transaction
+        for write in group:
+            if ended is not None:
+                write.settle(error=ended)
+                continue
+            try:
+                done.append((write, await self._execute(self._writer, write.sql, write.args)))
+            except Exception as error:
+                write.settle(error=error)
+                if not self._writer.in_transaction:  # SQLite rolled all of it back
+                    ended = error
+        if ended is None:
+            try:
+                await self._execute(self._writer, "COMMIT", ())
+            except Exception as error:
+                ended = error
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    if self._writer.in_transaction:
+                        await self._writer.execute_fetchall("ROLLBACK", ())
+        for write, rows in done:
+            write.settle(rows, error=ended)
+        if isinstance(ended, StorageFull):
+            await self._give_back_the_wal(self._writer)
+
+    async def _execute(self, connection: Any, query: str, args: tuple[Any, ...]) -> list[Any]:
+        """One statement; EmailTaken, a DatabaseFailure, or (a bug) the driver's own error.
+        A statement that finds the write lock taken is tried again until the deadline."""
         deadline = time.monotonic() + self._timeout
         while True:
             try:
-                rows = list(await self._connection.execute_fetchall(query, args))
-                if self._checkpoint_owed:
-                    await self._give_back_the_wal()
-                return rows
+                return list(await connection.execute_fetchall(query, args))
             except sqlite3.IntegrityError as error:
                 if getattr(error, "sqlite_errorcode", 0) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
                     raise EmailTaken from None
@@ -328,28 +446,46 @@ class SqliteStore(UserStore):
                         await asyncio.sleep(random.uniform(*self.RETRY_PAUSE_SECONDS))
                         continue
                     detail += f" for {self._timeout:g} s"
-                if cause is Cause.STORAGE_FULL:
-                    await self._give_back_the_wal()
                 raise failure(cause, detail) from None
             except ValueError as error:
                 if str(error) not in ("Connection closed", "no active connection"):
                     raise  # not aiosqlite saying the store is closed
                 raise failure(Cause.CONNECTION_LOST, "the SQLite connection is closed") from None
 
-    async def _give_back_the_wal(self) -> None:
+    async def _give_back_the_wal(self, connection: Any) -> None:
         """On a full disk, move what the WAL holds into the database and truncate it: on a
         volume smaller than the auto-checkpoint threshold (1000 pages) the WAL would otherwise
         never be checkpointed, and the space it holds never freed, disk freed or not. On a
         disk still full the checkpoint itself may fail: it is owed, and tried again after each
-        write that succeeds (the disk has freed) until it has been done."""
+        statement that succeeds (the disk has freed) until it has been done."""
         self._checkpoint_owed = True
         with contextlib.suppress(sqlite3.Error, ValueError):
-            rows = await self._connection.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)", ())
+            rows = await connection.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)", ())
             busy = next(iter(rows))[0] if rows else 1  # (busy, wal pages, checkpointed)
             self._checkpoint_owed = bool(busy)
 
-    def pool_state(self) -> PoolState:
-        return PoolState("sqlite", 1, None, 1)
-
     async def close(self) -> None:
-        await self._connection.close()
+        if self._committer is not None:  # the writes already under way are answered first
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._committer), self._timeout)
+        await self._reader.close()
+        await self._writer.close()
+
+
+async def _connect(path: Path) -> Any:
+    """One connection in autocommit, WAL, synchronous FULL (a write is on disk before its
+    answer leaves), rows keyed by column name."""
+    import aiosqlite
+
+    connection = await aiosqlite.connect(path, timeout=0, isolation_level=None)
+    try:
+        connection.row_factory = sqlite3.Row
+        await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
+        await connection.execute_fetchall("PRAGMA synchronous=FULL", ())
+        # After each checkpoint the WAL file is cut back to this size instead of keeping the
+        # largest it ever grew to.
+        await connection.execute_fetchall(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}", ())
+    except BaseException:
+        await connection.close()
+        raise
+    return connection

@@ -72,7 +72,7 @@ def test_full_disk_is_507_and_logged(
         if database_url.is_sqlite:
             # The real SQLITE_FULL: the file may not grow by one more page.
             store = client.app.state.store  # type: ignore[attr-defined]
-            client.portal.call(store._connection.execute, "PRAGMA max_page_count = 1")
+            client.portal.call(store._writer.execute, "PRAGMA max_page_count = 1")
         statuses = []
         for number in range(200):
             caplog.clear()

@@ -79,7 +79,7 @@ def test_pool_use_is_exposed(client: TestClient, migrated_url: DatabaseURL) -> N
     samples = scrape(client)
     backend = (("backend", "sqlite" if migrated_url.is_sqlite else "postgresql"),)
     assert samples[("users_db_pool_connections", backend)] >= 1
-    maximum = 1 if migrated_url.is_sqlite else get_settings().database_pool_size
+    maximum = 2 if migrated_url.is_sqlite else get_settings().database_pool_size
     assert samples[("users_db_pool_max_connections", backend)] == maximum
     if not migrated_url.is_sqlite:
         assert samples[("users_db_pool_connections_in_use", backend)] == 0
