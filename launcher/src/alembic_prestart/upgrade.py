@@ -60,6 +60,7 @@ from alembic_prestart.observe.report import (
     WAIT_FOR_LOCK,
     StartReport,
 )
+from alembic_prestart.process import alembic_main
 from alembic_prestart.process.signals import SignalState, stop_if_signalled
 from alembic_prestart.revisions.code import code_state, static_graph
 from alembic_prestart.revisions.graph import Revision
@@ -341,7 +342,15 @@ def _run_alembic(
         lock_holder=lock[0].backend_pid if lock else None,
         deadline=budget.wall_deadline,
     )
-    argv = [settings.python, "-m", "alembic", "-c", str(settings.alembic_ini), "upgrade", "head"]
+    argv = [
+        settings.python,
+        "-m",
+        alembic_main.__name__,
+        "-c",
+        str(settings.alembic_ini),
+        "upgrade",
+        "head",
+    ]
     progress = MigrationProgress(planned)
     handshake = GuardHandshake(settings)
     watch = LockWatch(*lock) if lock else None

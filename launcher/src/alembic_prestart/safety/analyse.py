@@ -23,6 +23,7 @@ from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError, scan
 
+from alembic_prestart.process import alembic_main
 from alembic_prestart.process.signals import SignalState
 from alembic_prestart.safety.rules import RULES, Problem, SchemaState, check, finish
 
@@ -211,7 +212,7 @@ def render_pending_sql(
             "mode renders from one revision only, so the pending SQL cannot be checked"
         )
     span = f"{current[0]}:{target}" if current else target
-    argv = [python, "-m", "alembic", "-c", str(alembic_ini), "upgrade", span, "--sql"]
+    argv = [python, "-m", alembic_main.__name__, "-c", str(alembic_ini), "upgrade", span, "--sql"]
     stderr: list[str] = []
     try:
         result = run_child(
