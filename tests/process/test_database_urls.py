@@ -27,7 +27,7 @@ from tests.support.fake_servers import HOSTILE, HostileServer, RecordingProxy
 from tests.support.parallel import run_all
 from tests.support.processes import Launcher, http_json, launcher_env
 from tests.support.project import free_port
-from tests.support.revisions import HEAD
+from tests.support.revisions import HEAD, add_revision
 from tests.support.urls import DatabaseURL, parse_database_url, with_database
 
 # Real processes, servers or clusters: left out of the quick run (-m "not slow").
@@ -487,3 +487,90 @@ def test_password_head_is_redacted_and_head_is_not(
     assert any("app_head:***@" in shown for shown in urls), output
     for shown in urls:
         assert f":{HEAD_PASSWORD}@" not in shown, shown
+
+
+# --- check --lint through every URL form ------------------------------------------------------
+
+
+def _lint_answer(output: str) -> tuple[str, ...]:
+    """What `check --lint` concluded: its finding and pending lines, without URLs or times."""
+    kept = []
+    for line in output.splitlines():
+        message = line.split("] ", 1)[-1]
+        if "create-index-not-concurrently" in message or message.startswith(
+            ("WARNING pending", "INFO pending", "ERROR ")
+        ):
+            kept.append(re.sub(r"\([^)]*://[^)]*\)", "(URL)", message))
+    return tuple(kept)
+
+
+def test_every_url_form_gives_the_same_check_lint_answer(
+    postgres_admin: DatabaseURL, tls_cluster: PrivateCluster, tmp_path: Path, project_copy: Path
+) -> None:
+    """docs/launcher.md's URL forms, each through `check --lint` on a database holding one
+    unsafe pending revision: every one exits 5 with the same finding, and applies nothing."""
+    local = postgres.create_database(postgres_admin)
+    create_database(tls_cluster, "lint_forms", owner="app_tls")
+    tls = f"app_tls:{PASSWORD}@{{host}}:{tls_cluster.port}/lint_forms"
+    name, port = local.database, 5432
+    forms = {
+        "postgresql://": (f"postgresql://postgres@127.0.0.1:{port}/{name}", {}),
+        "postgres://": (f"postgres://postgres@127.0.0.1:{port}/{name}", {}),
+        "postgresql+asyncpg://": (f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{name}", {}),
+        "sslmode=disable": (f"postgresql://postgres@127.0.0.1:{port}/{name}?sslmode=disable", {}),
+        "PG* variables": (
+            "postgresql:///",
+            {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "postgres", "PGDATABASE": name},
+        ),
+        "Unix socket": (f"postgresql:///{name}?host={MAIN_SOCKET_DIRECTORY}", {}),
+        "several hosts": (
+            f"postgresql://postgres@127.0.0.1:{free_port()},127.0.0.1:{port}/{name}",
+            {},
+        ),
+        "sslmode=require": (f"postgres://{tls.format(host='127.0.0.1')}?sslmode=require", {}),
+        "verify-full": (
+            f"postgresql://{tls.format(host='localhost')}"
+            f"?sslmode=verify-full&sslrootcert={tls_cluster.certificate}",
+            {},
+        ),
+    }
+    for database in ("postgresql://", "sslmode=require"):  # both servers at head
+        url, extra = forms[database]
+        env = launcher_env(parse_database_url(url), **extra)
+        setup = Launcher(["migrate"], env=env, root=project_copy, log_path=tmp_path / "setup")
+        assert setup.wait(timeout=60) == 0, setup.output
+    add_revision(project_copy, "0002", HEAD, 'op.create_index("ix_name", "users", ["name"])')
+
+    answers = {}
+    for form, (url, extra) in forms.items():
+        env = launcher_env(parse_database_url(url), **extra)
+        log = tmp_path / f"{len(answers)}.out"
+        launcher = Launcher(["check", "--lint"], env=env, root=project_copy, log_path=log)
+        assert launcher.wait(timeout=60) == 5, f"{form}:\n{launcher.output}"
+        answers[form] = _lint_answer(launcher.output)
+        assert_no_secret(launcher.output)
+    assert any("create-index-not-concurrently" in line for line in answers["postgresql://"])
+    assert {
+        form: answer for form, answer in answers.items() if answer != answers["postgresql://"]
+    } == {}
+    assert applied(local) == [HEAD]
+    assert applied(tls_cluster.socket_url("lint_forms")) == [HEAD]
+    postgres.drop_database(postgres_admin, local)
+
+
+def test_postgres_scheme_with_strict_migrates_a_safe_revision(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """Heroku's `postgres://` with `--lint strict`: the analysis runs in the child and a safe
+    pending revision is applied."""
+    url = parse_database_url(postgres_url.url.replace("postgresql://", "postgres://", 1))
+    add_revision(project_copy, "0002", HEAD, 'op.add_column("users", sa.Column("note", sa.Text))')
+    launcher = Launcher(
+        ["migrate", "--lint", "strict"],
+        env=launcher_env(url),
+        root=project_copy,
+        log_path=tmp_path / "o",
+    )
+    assert launcher.wait(timeout=60) == 0, launcher.output
+    assert "migration safety analysis: no finding" in launcher.output
+    assert applied(postgres_url) == ["0002"]
