@@ -166,6 +166,34 @@ CASES = [
         "ALTER TABLE users ADD COLUMN properties json;",
         "ALTER TABLE users ADD COLUMN properties jsonb;",
     ),
+    (
+        "set-schema",
+        "ALTER TABLE users SET SCHEMA archive;",
+        "CREATE TABLE staging (id bigint); ALTER TABLE staging SET SCHEMA archive;",
+    ),
+    (
+        "drop-schema-cascade",
+        "DROP SCHEMA reporting CASCADE;",
+        "CREATE SCHEMA scratch; CREATE TABLE scratch.t (id int); DROP SCHEMA scratch CASCADE;",
+    ),
+    (
+        "enum-value-used-before-commit",
+        "BEGIN; ALTER TYPE user_status ADD VALUE 'frozen';"
+        "UPDATE users SET status = 'frozen' WHERE id = 1; COMMIT;",
+        "ALTER TYPE user_status ADD VALUE 'frozen';"
+        "UPDATE users SET status = 'frozen' WHERE id = 1;",
+    ),
+    (
+        "add-column-of-constrained-domain",
+        "CREATE DOMAIN percentage AS integer CHECK (VALUE BETWEEN 0 AND 100);"
+        "ALTER TABLE users ADD COLUMN completion percentage;",
+        "CREATE DOMAIN percentage AS integer; ALTER TABLE users ADD COLUMN completion percentage;",
+    ),
+    (
+        "drop-column",
+        "DO $$ BEGIN ALTER TABLE users DROP COLUMN age; END $$;",
+        "DO $$ BEGIN RAISE NOTICE 'nothing dropped'; END $$;",
+    ),
 ]
 
 

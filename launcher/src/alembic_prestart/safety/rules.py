@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pglast import ast
+from pglast import ast, parse_sql
 from pglast.enums import (
     AlterTableType,
     ConstrType,
@@ -32,6 +32,7 @@ from pglast.enums import (
     TransactionStmtKind,
     VariableSetKind,
 )
+from pglast.parser import ParseError
 
 from alembic_prestart.safety.column_types import (
     SERIAL_TYPES,
@@ -73,6 +74,10 @@ CLUSTER = "cluster"
 REFRESH = "refresh-materialized-view-not-concurrently"
 BACKFILL_UNDER_LOCK = "backfill-under-lock"
 JSON_COLUMN = "add-json-column"
+SET_SCHEMA = "set-schema"
+DROP_SCHEMA_CASCADE = "drop-schema-cascade"
+NEW_ENUM_VALUE_USED = "enum-value-used-before-commit"
+DOMAIN_COLUMN = "add-column-of-constrained-domain"
 
 _CONTRACT = (
     "the release still running during a rolling deploy uses it; stop using it in one release, "
@@ -146,6 +151,19 @@ MESSAGES: dict[str, str] = {
     "then update in batches (WHERE id BETWEEN ..., or a LIMIT-ed subquery), one transaction each",
     JSON_COLUMN: "a json column has no equality operator, so the running release's SELECT "
     "DISTINCT, UNION and GROUP BY over the table fail; use jsonb",
+    SET_SCHEMA: "moving a table to another schema breaks the previous release, which still "
+    "finds it under the old one; create the new table (or a view in the old schema), move "
+    "reads and writes, then drop the old one in a later release",
+    DROP_SCHEMA_CASCADE: "DROP SCHEMA ... CASCADE drops every table, view and type in the "
+    "schema with it; drop each object by name (a plain DROP SCHEMA refuses a schema that is "
+    "not empty)",
+    NEW_ENUM_VALUE_USED: "a value ALTER TYPE ... ADD VALUE added cannot be used before its "
+    "transaction commits (PostgreSQL: unsafe use of new value), so this migration fails; add "
+    "the value in a migration of its own (or in op.get_context().autocommit_block())",
+    DOMAIN_COLUMN: "adding a column of a domain with a CHECK or NOT NULL constraint "
+    + _REWRITE
+    + "add the column with the domain's base type, then CHECK ... NOT VALID and VALIDATE "
+    "CONSTRAINT, and change the type once the table is small or empty",
 }
 RULES: frozenset[str] = frozenset(MESSAGES)
 
@@ -227,6 +245,7 @@ class Transaction:
     # name -> renames that break its readers unless a view takes the name back before COMMIT
     broken_names: dict[str, list[Problem]] = field(default_factory=dict)
     time_zone: str | None = None  # SET LOCAL TimeZone
+    new_enum_values: set[str] = field(default_factory=set)  # ADD VALUE, not yet committed
 
 
 @dataclass
@@ -251,6 +270,7 @@ class SchemaState:
     new_nullable_columns: set[tuple[str, str]] = field(default_factory=set)
     defaulted_columns: set[tuple[str, str]] = field(default_factory=set)
     dropped_defaults: set[tuple[str, str]] = field(default_factory=set)
+    constrained_domains: set[str] = field(default_factory=set)  # CHECK or NOT NULL, this run
 
     def is_existing(self, table: str) -> bool:
         if table in self.created_tables:
@@ -288,9 +308,30 @@ class SchemaState:
 
 def check(statement: ast.Node, state: SchemaState) -> list[Problem]:
     """The problems `statement` has, given the state before it; then update the state."""
-    problems = _settle_renames(statement, state)
+    problems = _settle_renames(statement, state) + _uses_new_enum_value(statement, state)
     handler = _HANDLERS.get(type(statement))
     return problems + (handler(statement, state) if handler is not None else [])
+
+
+def _uses_new_enum_value(statement: ast.Node, state: SchemaState) -> list[Problem]:
+    added = state.transaction.new_enum_values
+    if not added or isinstance(statement, ast.AlterEnumStmt | ast.TransactionStmt):
+        return []
+    if any(literal in added for literal in _string_literals(statement)):
+        return [_problem(NEW_ENUM_VALUE_USED)]
+    return []
+
+
+def _string_literals(node: object) -> Iterator[str]:
+    """Every string constant in a statement's tree."""
+    if isinstance(node, ast.String):
+        yield node.sval or ""
+    elif isinstance(node, ast.Node):
+        for name in getattr(node, "__slots__", ()):  # pglast: the node's fields
+            yield from _string_literals(getattr(node, name, None))
+    elif isinstance(node, tuple | list):
+        for item in node:
+            yield from _string_literals(item)
 
 
 def finish(state: SchemaState) -> list[Problem]:
@@ -390,7 +431,14 @@ def _create_view(statement: ast.ViewStmt, state: SchemaState) -> list[Problem]:
 
 
 def _create_domain(statement: ast.CreateDomainStmt, state: SchemaState) -> list[Problem]:
-    state.created_objects.add(("domain", _last(statement.domainname)))
+    name = _last(statement.domainname)
+    state.created_objects.add(("domain", name))
+    if any(
+        isinstance(c, ast.Constraint)
+        and c.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_NOTNULL)
+        for c in statement.constraints or ()
+    ):
+        state.constrained_domains.add(name)
     return []
 
 
@@ -527,6 +575,8 @@ def _add_column(
         problems.append(_problem(REQUIRED_COLUMN))
     if column.typeName is not None and type_name_of(column.typeName) == "json":
         problems.append(_problem(JSON_COLUMN))
+    if column.typeName is not None and _last(column.typeName.names) in state.constrained_domains:
+        problems.append(_problem(DOMAIN_COLUMN, lock=ACCESS_EXCLUSIVE))
     for constraint in column.constraints or ():
         if isinstance(constraint, ast.Constraint):
             problems += _column_constraint(constraint, filled=filled)
@@ -673,6 +723,16 @@ def _rename(statement: ast.RenameStmt, state: SchemaState) -> list[Problem]:
 def _drop(statement: ast.DropStmt, state: SchemaState) -> list[Problem]:
     if statement.concurrent and state.in_transaction:
         return [_problem(CONCURRENTLY_IN_TRANSACTION, what="DROP INDEX")]
+    if statement.removeType == ObjectType.OBJECT_SCHEMA:
+        if statement.behavior != DropBehavior.DROP_CASCADE:
+            return []
+        schemas = [
+            _last(name) if isinstance(name, tuple) else getattr(name, "sval", "") or ""
+            for name in statement.objects or ()
+        ]
+        if all(("schema", schema) in state.created_objects for schema in schemas):
+            return []
+        return [_problem(DROP_SCHEMA_CASCADE)]
     if statement.removeType != ObjectType.OBJECT_TABLE:
         return []
     problems: list[Problem] = []
@@ -822,9 +882,78 @@ def _alter_domain(statement: ast.AlterDomainStmt, state: SchemaState) -> list[Pr
 
 
 def _alter_enum(statement: ast.AlterEnumStmt, state: SchemaState) -> list[Problem]:
+    if statement.oldVal is None and statement.newVal and state.in_transaction:
+        state.transaction.new_enum_values.add(statement.newVal)
     if statement.oldVal is None or ("type", _last(statement.typeName)) in state.created_objects:
         return []
     return [_problem(RENAME_ENUM_VALUE)]
+
+
+def _set_schema(statement: ast.AlterObjectSchemaStmt, state: SchemaState) -> list[Problem]:
+    moved = (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_VIEW, ObjectType.OBJECT_MATVIEW)
+    if statement.objectType not in moved or statement.relation is None:
+        return []
+    table = _table(statement.relation)
+    if not state.is_existing(table):
+        return []
+    state.hold(table, ACCESS_EXCLUSIVE, "ALTER TABLE ... SET SCHEMA")
+    return [_problem(SET_SCHEMA, _shown(statement.relation), ACCESS_EXCLUSIVE)]
+
+
+def _do_block(statement: ast.DoStmt, state: SchemaState) -> list[Problem]:
+    """The SQL statements a PL/pgSQL DO block runs, judged as if they ran one by one (a string
+    EXECUTE runs is judged too; one built at run time cannot be)."""
+    language = body = None
+    for option in statement.args or ():
+        if isinstance(option, ast.DefElem) and isinstance(option.arg, ast.String):
+            if option.defname == "as":
+                body = option.arg.sval
+            elif option.defname == "language":
+                language = option.arg.sval
+    if body is None or (language or "plpgsql").lower() != "plpgsql":
+        return []
+    problems: list[Problem] = []
+    for query in _plpgsql_queries(body):
+        try:
+            inner = parse_sql(query)
+        except ParseError:
+            continue
+        for raw in inner:
+            if raw.stmt is not None:
+                problems += check(raw.stmt, state)
+    return problems
+
+
+def _plpgsql_queries(body: str) -> list[str]:
+    """The SQL a PL/pgSQL body runs: its plain statements and its EXECUTEs of a constant."""
+    import json
+
+    from pglast.parser import parse_plpgsql_json
+
+    function = f"CREATE FUNCTION pg_temp.do_block() RETURNS void LANGUAGE plpgsql AS $do${body}$do$"
+    try:
+        tree = json.loads(parse_plpgsql_json(function))
+    except (ParseError, ValueError):
+        return []
+    queries: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "PLpgSQL_stmt_execsql":
+                    queries.append(value["sqlstmt"]["PLpgSQL_expr"]["query"])
+                elif key == "PLpgSQL_stmt_dynexecute":
+                    text = value["query"]["PLpgSQL_expr"]["query"].strip()
+                    if len(text) > 1 and text[0] == text[-1] == "'":
+                        queries.append(text[1:-1].replace("''", "'"))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(tree)
+    return queries
 
 
 def _drop_database(statement: ast.DropdbStmt, state: SchemaState) -> list[Problem]:
@@ -861,6 +990,8 @@ _HANDLERS: dict[type[ast.Node], Callable[[Any, SchemaState], list[Problem]]] = {
     ast.AlterEnumStmt: _alter_enum,
     ast.DropdbStmt: _drop_database,
     ast.AlterTableMoveAllStmt: _move_tablespace,
+    ast.AlterObjectSchemaStmt: _set_schema,
+    ast.DoStmt: _do_block,
 }
 
 
