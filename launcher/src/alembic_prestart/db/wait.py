@@ -22,10 +22,10 @@ from alembic_prestart.db.session import (
 from alembic_prestart.db.url import DatabaseURL
 from alembic_prestart.errors import EXIT_DATABASE_UNAVAILABLE, SupervisorError
 from alembic_prestart.observe import logs
+from alembic_prestart.waiting import Patience
 
 FIRST_DELAY_SECONDS = 0.1
 MAX_DELAY_SECONDS = 2.0
-PROGRESS_EVERY_SECONDS = 5.0
 ATTEMPT_TIMEOUT_SECONDS = 5.0
 # The last attempt, made at the deadline, still gets this long: a connection takes time.
 LAST_ATTEMPT_SECONDS = 1.0
@@ -56,10 +56,8 @@ def wait_for_database(
     """A session and the version table, within `timeout` seconds; None if should_stop()."""
     if url.is_sqlite:
         return DatabaseState(versions=read_sqlite_versions(url.sqlite_path))
-    started = time.monotonic()
-    deadline = started + timeout
-    delay = FIRST_DELAY_SECONDS
-    last_progress = started
+    patience = Patience(timeout, first=FIRST_DELAY_SECONDS, most=MAX_DELAY_SECONDS)
+    deadline = patience.deadline
     attempts = 0
     while not should_stop():
         attempts += 1
@@ -87,30 +85,21 @@ def wait_for_database(
         except Interrupted:
             return None
         except RetryableError as error:
-            now = time.monotonic()
-            if now >= deadline:
+            if patience.expired():
                 raise SupervisorError(
-                    f"database unreachable for {now - started:.1f}s (--db-wait {timeout:g}, "
-                    f"{attempts} attempt{'s' if attempts > 1 else ''}) at {url.display()}: "
-                    f"{error}",
+                    f"database unreachable for {patience.elapsed():.1f}s (--db-wait "
+                    f"{timeout:g}, {attempts} attempt{'s' if attempts > 1 else ''}) at "
+                    f"{url.display()}: {error}",
                     EXIT_DATABASE_UNAVAILABLE,
                 ) from None
-            if now - last_progress >= PROGRESS_EVERY_SECONDS or attempts == 1:
+            if patience.progress_due():
                 logs.logger.info(
                     "waiting for the database at %s (%.0fs of %gs): %s",
                     url.display(),
-                    now - started,
+                    patience.elapsed(),
                     timeout,
                     error,
                 )
-                last_progress = now
-            # Never sleep past the deadline: the last attempt is made at it.
-            _sleep_unless_stopped(min(delay, deadline - now), should_stop)
-            delay = min(delay * 2, MAX_DELAY_SECONDS)
+            # Never past the deadline: the last attempt is made at it.
+            patience.sleep(should_stop)
     return None
-
-
-def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> None:
-    end = time.monotonic() + seconds
-    while not should_stop() and (left := end - time.monotonic()) > 0:
-        time.sleep(min(left, 0.05))

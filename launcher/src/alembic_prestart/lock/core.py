@@ -6,9 +6,9 @@ CONCURRENTLY run by the holder). SQLite: an exclusive flock on a file beside the
 Both belong to something the server or the kernel cleans up when the holder dies, so a crashed
 migrator never leaves a lock behind.
 
-One waiting policy (`Waiting`: a deadline, a log line naming the holder every 5 s) drives every
-form: the launcher's own session (asyncpg), and the helpers env.py uses (alembic_prestart.lock.env).
-Standard library only.
+One waiting policy (`Waiting`, on alembic_prestart.waiting: a deadline, a log line naming the
+holder every 5 s) drives every form: the launcher's own session (asyncpg), and the helpers
+env.py uses (alembic_prestart.lock.env). Standard library only.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from alembic_prestart.waiting import Patience
+
 POLL_SECONDS = 0.1
-LOG_EVERY_SECONDS = 5.0
 # How often the holder proves it still holds the lock while a migration runs: each check is
 # also traffic that keeps a proxy or a NAT from dropping the quiet session.
 CHECK_EVERY_SECONDS = 1.0
@@ -107,33 +108,35 @@ def holder_text(row: tuple[Any, ...] | None) -> str:
 
 
 class Waiting:
-    """How long to wait, when to say so, when to give up: every lock form shares this."""
+    """How long to wait, when to say so, when to give up: every lock form shares this, on the
+    launcher's one waiting policy (alembic_prestart.waiting)."""
 
     def __init__(self, what: str, timeout: float, log: logging.Logger = logger) -> None:
         self.what = what
         self.timeout = timeout
-        self.started = time.monotonic()
-        self._last_log = float("-inf")
+        self._patience = Patience(timeout, first=POLL_SECONDS)
         self._log = log
+
+    @property
+    def started(self) -> float:
+        return self._patience.started
 
     def pause(self, holder: Callable[[], str]) -> float:
         """After a failed try: log now and then, raise LockTimeout past the deadline, and
         return how long to sleep before the next try."""
-        now = time.monotonic()
-        if now - self.started >= self.timeout:
+        if self._patience.expired():
             raise LockTimeout(
                 f"waited {self.timeout:g}s for the migration lock on {self.what}, "
                 f"held by {holder()}"
             )
-        if now - self._last_log >= LOG_EVERY_SECONDS:
+        if self._patience.progress_due():
             self._log.info(
                 "waiting for the migration lock on %s, held by %s, for %.0fs",
                 self.what,
                 holder(),
-                now - self.started,
+                self._patience.elapsed(),
             )
-            self._last_log = now
-        return min(POLL_SECONDS, max(0.0, self.started + self.timeout - now))
+        return self._patience.next_pause()
 
 
 def acquire_postgres(
