@@ -20,6 +20,13 @@ ROOT = Path("/srv/app")
             ],
             "connection was lost",
         ),
+        (
+            [
+                "sqlalchemy.exc.PendingRollbackError: Can't reconnect until invalid transaction "
+                "is rolled back.  Please rollback() fully before proceeding"
+            ],
+            "connection was lost",
+        ),
         (["canceling statement due to lock timeout"], "lock timeout"),
         (
             ['File "/p/migrations/versions/x_0002.py", line 17, in upgrade', "ValueError: boom"],

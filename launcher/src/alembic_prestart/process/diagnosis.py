@@ -19,7 +19,9 @@ _KNOWN_CAUSES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"ConnectionDoesNotExistError|connection was closed in the middle of operation|"
             r"terminating connection due to (administrator command|crash of another server)|"
             r"AdminShutdown|CrashShutdown|server closed the connection unexpectedly|"
-            r"the database system is shutting down",
+            r"the database system is shutting down|"
+            # SQLAlchemy, once a lost connection has invalidated the one a revision ran on.
+            r"Can't reconnect until invalid transaction is rolled back",
             re.I,
         ),
         "the database connection was lost mid-migration (did the server restart or crash?); "
