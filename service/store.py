@@ -316,9 +316,9 @@ class SqliteStore(UserStore):
     async def open(cls, settings: Settings) -> SqliteStore:
         path = settings.url.sqlite_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
+        writer = await _connect(path, setup_timeout=settings.database_timeout)
         try:
-            reader = await _connect(path)
+            reader = await _connect(path, setup_timeout=settings.database_timeout)
         except BaseException:
             await writer.close()
             raise
@@ -472,12 +472,17 @@ class SqliteStore(UserStore):
         await self._writer.close()
 
 
-async def _connect(path: Path) -> Any:
+async def _connect(path: Path, *, setup_timeout: float) -> Any:
     """One connection in autocommit, WAL, synchronous FULL (a write is on disk before its
-    answer leaves), rows keyed by column name."""
+    answer leaves), rows keyed by column name.
+
+    Setting it up waits for the file's locks in SQLite's own busy handler: workers starting
+    together on a fresh file each switch it to WAL, and one finds it locked by another. Once
+    set up, SQLite waits no more (busy_timeout 0): the store retries, fairly (see SqliteStore).
+    """
     import aiosqlite
 
-    connection = await aiosqlite.connect(path, timeout=0, isolation_level=None)
+    connection = await aiosqlite.connect(path, timeout=setup_timeout, isolation_level=None)
     try:
         connection.row_factory = sqlite3.Row
         await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
@@ -485,6 +490,7 @@ async def _connect(path: Path) -> Any:
         # After each checkpoint the WAL file is cut back to this size instead of keeping the
         # largest it ever grew to.
         await connection.execute_fetchall(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}", ())
+        await connection.execute_fetchall("PRAGMA busy_timeout=0", ())
     except BaseException:
         await connection.close()
         raise

@@ -102,3 +102,19 @@ def test_a_full_disk_answers_each_write_of_the_group_and_stores_none_of_those(
     created = {outcome["email"] for outcome in outcomes if isinstance(outcome, dict)}
     assert any(isinstance(outcome, StorageFull) for outcome in outcomes)
     assert _stored_emails(migrated_url) == created
+
+
+def test_workers_opening_a_fresh_file_together_all_open(migrated_url: DatabaseURL) -> None:
+    """Eight stores opening one file at once (workers starting together; each switches the
+    file to WAL): every one opens, none finds the file locked."""
+
+    async def scenario() -> None:
+        stores = await asyncio.gather(
+            *(SqliteStore.open(Settings(database_url=migrated_url.url)) for _ in range(8))
+        )
+        await asyncio.gather(*(store.close() for store in stores))
+
+    for _ in range(5):
+        with sqlite3.connect(migrated_url.sqlite_path) as connection:  # back to a rollback journal
+            connection.execute("PRAGMA journal_mode=DELETE")
+        asyncio.run(scenario())
