@@ -16,9 +16,13 @@ import sys
 # The project root first, whatever the cwd: `cd / && python /srv/app/supervisor.py` works.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from alembic_prestart.cli import Defaults, main
+from alembic_prestart.entry import fewer_collections
 
-from service import defaults
+fewer_collections()  # before the launcher's imports: see alembic_prestart/entry.py
+
+from alembic_prestart.cli import Defaults, main  # noqa: E402
+
+from service import defaults  # noqa: E402
 
 THIS_PROJECT = Defaults(
     alembic_config=defaults.ALEMBIC_INI,
