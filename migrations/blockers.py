@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -47,10 +48,17 @@ class BlockerWatch:
         self._connection = connection
         self._pid = backend_pid
         self.last_seen: list[Session] = []
+        self._stopped = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             rows = (await self._connection.execute(_BLOCKERS_QUERY, {"pid": self._pid})).all()
             if rows:
                 self.last_seen = [Session(*row) for row in rows]
-            await asyncio.sleep(POLL_INTERVAL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), POLL_INTERVAL_SECONDS)
+
+    def stop(self) -> None:
+        """Stop after the query under way, if any: a query cancelled half-way would leave its
+        connection (the lock's) broken for whatever comes after."""
+        self._stopped.set()

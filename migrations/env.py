@@ -139,7 +139,7 @@ async def _migrate_postgres_locked(
                     raise
                 blockers = ", ".join(s.describe() for s in watch.last_seen) or "unknown"
             finally:
-                watcher.cancel()
+                watch.stop()
                 await asyncio.gather(watcher, return_exceptions=True)
         if attempt < attempts:
             logger.warning(

@@ -225,13 +225,16 @@ def _guarded_statements(
     engine = connection.engine
     check = held_by_sql(key, holder)
     guard = SafetyGuard.for_run(settings.lint, schema=schema)
-    busy = False  # our own queries run through the same hook
+    # Connections running one of our own queries: those go through the same hook. Per
+    # connection: env.py may run a task of its own (a watcher of who blocks the migration)
+    # on another connection of the engine while a migration statement waits on this hook,
+    # and that statement must still be checked.
+    busy: set[int] = set()
 
     def before_execute(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
-        nonlocal busy
-        if busy:
+        if id(conn) in busy:
             return
-        busy = True
+        busy.add(id(conn))
         try:
             if not driver_rows(conn, check)[0][0]:
                 raise command_error(
@@ -241,7 +244,7 @@ def _guarded_statements(
                 )
             guard.judge(conn, statement)
         finally:
-            busy = False
+            busy.discard(id(conn))
 
     event.listen(engine, "before_cursor_execute", before_execute)
     logger.info(
