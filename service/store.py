@@ -476,16 +476,26 @@ async def _connect(path: Path, *, setup_timeout: float) -> Any:
     """One connection in autocommit, WAL, synchronous FULL (a write is on disk before its
     answer leaves), rows keyed by column name.
 
-    Setting it up waits for the file's locks in SQLite's own busy handler: workers starting
-    together on a fresh file each switch it to WAL, and one finds it locked by another. Once
-    set up, SQLite waits no more (busy_timeout 0): the store retries, fairly (see SqliteStore).
+    Workers starting together on a fresh file each switch it to WAL, and one finds it locked
+    by another: SQLite's busy handler waits for most locks, but a switch that would deadlock
+    with another is refused at once, so it is tried again until `setup_timeout`. Once set up,
+    SQLite waits no more (busy_timeout 0): the store retries, fairly (see SqliteStore).
     """
     import aiosqlite
 
     connection = await aiosqlite.connect(path, timeout=setup_timeout, isolation_level=None)
     try:
         connection.row_factory = sqlite3.Row
-        await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # read to the end
+        deadline = time.monotonic() + setup_timeout
+        while True:
+            try:
+                await connection.execute_fetchall("PRAGMA journal_mode=WAL", ())  # to the end
+                break
+            except sqlite3.OperationalError as error:
+                busy = getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0.001, 0.01))
         await connection.execute_fetchall("PRAGMA synchronous=FULL", ())
         # After each checkpoint the WAL file is cut back to this size instead of keeping the
         # largest it ever grew to.

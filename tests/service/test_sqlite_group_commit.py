@@ -114,7 +114,7 @@ def test_workers_opening_a_fresh_file_together_all_open(migrated_url: DatabaseUR
         )
         await asyncio.gather(*(store.close() for store in stores))
 
-    for _ in range(5):
+    for _ in range(20):
         with sqlite3.connect(migrated_url.sqlite_path) as connection:  # back to a rollback journal
             connection.execute("PRAGMA journal_mode=DELETE")
         asyncio.run(scenario())
