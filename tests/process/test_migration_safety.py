@@ -183,3 +183,21 @@ def test_check_lint_names_a_revision_it_cannot_render_and_judges_the_others(
     assert len(named) == 1 and "0002" in named[0], launcher.output
     assert "0003 (20261127_0003_test.py): drop-column" in launcher.output
     assert applied_versions(postgres_url) == [HEAD]
+
+
+def test_strict_refuses_a_column_of_a_constrained_domain_the_database_has(
+    postgres_url: DatabaseURL, tmp_path: Path, project_copy: Path
+) -> None:
+    """A domain with a CHECK, already in the database: a new column of it is refused under
+    strict (PostgreSQL 15 rewrites the table to check every row), nothing applied."""
+    _at_head(postgres_url, project_copy, tmp_path)
+    postgres.execute(
+        postgres_url, "CREATE DOMAIN test_app.percentage AS integer CHECK (VALUE BETWEEN 0 AND 100)"
+    )
+    add_revision(
+        project_copy, "0002", HEAD, 'op.execute("ALTER TABLE users ADD COLUMN done percentage")'
+    )
+    launcher = _run(["migrate", "--lint", "strict"], postgres_url, project_copy, tmp_path / "1")
+    assert launcher.process.returncode == 5, launcher.output
+    assert "add-column-of-constrained-domain" in launcher.output
+    assert applied_versions(postgres_url) == [HEAD]

@@ -745,3 +745,13 @@ def test_labelled_corpus_recall_and_precision_are_at_least_95_percent() -> None:
         f"false alarms: {sorted(flagged - unsafe)}"
     )
     assert recall >= 0.95 and precision >= 0.95
+
+
+def test_a_column_of_a_constrained_domain_the_database_has_rewrites() -> None:
+    """The database's own constrained domains count, as the run's do; a plain one does not."""
+    sql = "ALTER TABLE users ADD COLUMN completion percentage;"
+    found = analyse(
+        [("0002", sql)], revision_files={}, existing_tables=None, constrained_domains=["percentage"]
+    )
+    assert [finding.rule for finding in found] == ["add-column-of-constrained-domain"]
+    assert analyse([("0002", sql)], revision_files={}, existing_tables=None) == []

@@ -99,6 +99,14 @@ def split_offline_sql(text: str) -> list[tuple[str, str]]:
     return list(zip(revisions, sql[1:], strict=True))
 
 
+# The database's domains with a CHECK or NOT NULL constraint, by name (any schema).
+CONSTRAINED_DOMAINS_SQL = """
+SELECT DISTINCT t.typname FROM pg_type AS t
+WHERE t.typtype = 'd'
+AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.contypid = t.oid))
+"""
+
+
 class Analysis:
     """One migration run judged statement by statement, in the order they run: the offline
     rendering (`analyse`) and the guard inside the Alembic child feed the same rules so."""
@@ -108,8 +116,13 @@ class Analysis:
         *,
         existing_tables: Collection[str] | Mapping[str, Mapping[str, str]] | None = None,
         time_zone: str | None = None,
+        constrained_domains: Collection[str] = (),
     ) -> None:
-        self.state = SchemaState(existing_tables=existing_tables, time_zone=time_zone)
+        self.state = SchemaState(
+            existing_tables=existing_tables,
+            time_zone=time_zone,
+            constrained_domains=set(constrained_domains),
+        )
         # A problem's source statement -> where it came from (a rename is reported at COMMIT,
         # against its own revision).
         self._places: dict[int, tuple[ast.Node, _Place]] = {}
@@ -148,6 +161,7 @@ def analyse(
     revision_files: Mapping[str, Path],
     existing_tables: Collection[str] | Mapping[str, Mapping[str, str]] | None = None,
     time_zone: str | None = None,
+    constrained_domains: Collection[str] = (),
 ) -> list[Finding]:
     """The dangerous statements of the pending revisions (in order), less the opted-out ones.
 
@@ -155,9 +169,14 @@ def analyse(
     each table's columns and their types as PostgreSQL's format_type() spells them (which lets
     a safe type widening pass). None: every table the pending SQL did not create exists.
     `time_zone`: the session's TimeZone setting (None: unknown), which decides whether
-    timestamp to timestamptz rewrites the table.
+    timestamp to timestamptz rewrites the table. `constrained_domains`: the database's domains
+    with a CHECK or NOT NULL constraint (a new column of one rewrites its table).
     """
-    analysis = Analysis(existing_tables=existing_tables, time_zone=time_zone)
+    analysis = Analysis(
+        existing_tables=existing_tables,
+        time_zone=time_zone,
+        constrained_domains=constrained_domains,
+    )
     findings: list[Finding] = []
     for revision, sql in revisions:
         findings += analysis.feed(revision, revision_files.get(revision), sql)

@@ -51,6 +51,7 @@ def findings_for_pending(
     that cannot be rendered without running it (a data migration that reads rows through
     `op.get_bind()`) is named in one line, and the others are still judged."""
     from alembic_prestart.safety.analyse import (
+        CONSTRAINED_DOMAINS_SQL,
         RenderError,
         analyse,
         render_pending_sql,
@@ -93,11 +94,13 @@ def findings_for_pending(
             start = (revision,)
     existing: dict[str, dict[str, str]] | None = None
     time_zone: str | None = None
+    domains: list[str] = []
     if session is not None:
         existing = {}
         try:
             rows = session.fetch(_COLUMN_TYPES, settings.schema)
             time_zone = str(session.fetchval("SHOW TimeZone"))
+            domains = [row[0] for row in session.fetch(CONSTRAINED_DOMAINS_SQL)]
         except RetryableError as error:
             raise SupervisorError(
                 f"lost the database during the migration safety analysis: {error}",
@@ -110,6 +113,7 @@ def findings_for_pending(
         revision_files=revision_files,
         existing_tables=existing,
         time_zone=time_zone,
+        constrained_domains=domains,
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic_prestart.lock.env import command_error, driver_rows
-from alembic_prestart.safety.analyse import Analysis, Finding
+from alembic_prestart.safety.analyse import CONSTRAINED_DOMAINS_SQL, Analysis, Finding
 from alembic_prestart.safety.protocol import FINDING, REFUSED
 
 logger = logging.getLogger("alembic.prestart")
@@ -72,6 +72,7 @@ class SafetyGuard:
             self.analysis = Analysis(
                 existing_tables=_existing_tables(conn, self.schema),
                 time_zone=str(driver_rows(conn, "SHOW TimeZone")[0][0]),
+                constrained_domains=[row[0] for row in driver_rows(conn, CONSTRAINED_DOMAINS_SQL)],
             )
         self._report(self._follow_transaction(conn))
         revision_id, path = self._current_revision()

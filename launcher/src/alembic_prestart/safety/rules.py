@@ -270,7 +270,8 @@ class SchemaState:
     new_nullable_columns: set[tuple[str, str]] = field(default_factory=set)
     defaulted_columns: set[tuple[str, str]] = field(default_factory=set)
     dropped_defaults: set[tuple[str, str]] = field(default_factory=set)
-    constrained_domains: set[str] = field(default_factory=set)  # CHECK or NOT NULL, this run
+    # Domains with a CHECK or NOT NULL constraint: the database's, and this run's.
+    constrained_domains: set[str] = field(default_factory=set)
 
     def is_existing(self, table: str) -> bool:
         if table in self.created_tables:
