@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import tokenize
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,48 @@ def split_offline_sql(text: str) -> list[tuple[str, str]]:
     return list(zip(revisions, sql[1:], strict=True))
 
 
+_COLUMN_TYPES_SQL = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute AS a
+JOIN pg_class AS c ON c.oid = a.attrelid
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = {schema} AND c.relkind IN ('r', 'p') AND a.attnum > 0
+AND NOT a.attisdropped
+"""
 # The database's domains with a CHECK or NOT NULL constraint, by name (any schema).
-CONSTRAINED_DOMAINS_SQL = """
+_CONSTRAINED_DOMAINS_SQL = """
 SELECT DISTINCT t.typname FROM pg_type AS t
 WHERE t.typtype = 'd'
 AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.contypid = t.oid))
 """
+
+
+def sql_literal(text: str) -> str:
+    """`text` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the analysis reads from the live database before it judges anything, the same for
+    the guard in the Alembic child and for `check --lint`: the schema's tables with their
+    column types, the session's TimeZone, the constrained domains."""
+
+    tables: dict[str, dict[str, str]]
+    time_zone: str
+    constrained_domains: list[str]
+
+    @classmethod
+    def read(cls, rows: Callable[[str], Sequence[Sequence[Any]]], schema: str) -> Catalog:
+        """`rows` runs one query and returns its rows (on whatever connection the caller has)."""
+        tables: dict[str, dict[str, str]] = {}
+        for table, column, type_name in rows(_COLUMN_TYPES_SQL.format(schema=sql_literal(schema))):
+            tables.setdefault(table, {})[column] = type_name
+        return cls(
+            tables=tables,
+            time_zone=str(rows("SHOW TimeZone")[0][0]),
+            constrained_domains=[row[0] for row in rows(_CONSTRAINED_DOMAINS_SQL)],
+        )
 
 
 class Analysis:

@@ -30,14 +30,6 @@ if TYPE_CHECKING:
 
 RENDER_TIMEOUT_SECONDS = 120.0
 
-_COLUMN_TYPES = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
-FROM pg_attribute AS a
-JOIN pg_class AS c ON c.oid = a.attrelid
-JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
-"""
-
 
 def findings_for_pending(
     settings: Settings,
@@ -51,7 +43,7 @@ def findings_for_pending(
     that cannot be rendered without running it (a data migration that reads rows through
     `op.get_bind()`) is named in one line, and the others are still judged."""
     from alembic_prestart.safety.analyse import (
-        CONSTRAINED_DOMAINS_SQL,
+        Catalog,
         RenderError,
         analyse,
         render_pending_sql,
@@ -92,28 +84,21 @@ def findings_for_pending(
                     error,
                 )
             start = (revision,)
-    existing: dict[str, dict[str, str]] | None = None
-    time_zone: str | None = None
-    domains: list[str] = []
-    if session is not None:
-        existing = {}
-        try:
-            rows = session.fetch(_COLUMN_TYPES, settings.schema)
-            time_zone = str(session.fetchval("SHOW TimeZone"))
-            domains = [row[0] for row in session.fetch(CONSTRAINED_DOMAINS_SQL)]
-        except RetryableError as error:
-            raise SupervisorError(
-                f"lost the database during the migration safety analysis: {error}",
-                EXIT_DATABASE_UNAVAILABLE,
-            ) from None
-        for table, column, type_name in rows:
-            existing.setdefault(table, {})[column] = type_name
+    if session is None:  # SQLite: no catalog to read
+        return analyse(revisions, revision_files=revision_files)
+    try:
+        catalog = Catalog.read(session.fetch, settings.schema)
+    except RetryableError as error:
+        raise SupervisorError(
+            f"lost the database during the migration safety analysis: {error}",
+            EXIT_DATABASE_UNAVAILABLE,
+        ) from None
     return analyse(
         revisions,
         revision_files=revision_files,
-        existing_tables=existing,
-        time_zone=time_zone,
-        constrained_domains=domains,
+        existing_tables=catalog.tables,
+        time_zone=catalog.time_zone,
+        constrained_domains=catalog.constrained_domains,
     )
 
 

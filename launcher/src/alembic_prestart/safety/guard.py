@@ -27,22 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from alembic_prestart.lock.env import command_error, driver_rows
-from alembic_prestart.safety.analyse import CONSTRAINED_DOMAINS_SQL, Analysis, Finding
+from alembic_prestart.safety.analyse import Analysis, Catalog, Finding, sql_literal
 from alembic_prestart.safety.protocol import FINDING, REFUSED
 
 logger = logging.getLogger("alembic.prestart")
 
 # psycopg's placeholders are not SQL; PostgreSQL's grammar reads $n in their place.
 _PYFORMAT = re.compile(r"%\((\w+)\)s|%s")
-
-_COLUMN_TYPES = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
-FROM pg_attribute AS a
-JOIN pg_class AS c ON c.oid = a.attrelid
-JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p') AND a.attnum > 0
-AND NOT a.attisdropped
-"""
 
 
 @dataclass
@@ -69,10 +60,11 @@ class SafetyGuard:
             return
         self._conn = conn
         if self.analysis is None:
+            catalog = Catalog.read(lambda sql: driver_rows(conn, sql), self.schema)
             self.analysis = Analysis(
-                existing_tables=_existing_tables(conn, self.schema),
-                time_zone=str(driver_rows(conn, "SHOW TimeZone")[0][0]),
-                constrained_domains=[row[0] for row in driver_rows(conn, CONSTRAINED_DOMAINS_SQL)],
+                existing_tables=catalog.tables,
+                time_zone=catalog.time_zone,
+                constrained_domains=catalog.constrained_domains,
             )
         self._report(self._follow_transaction(conn))
         revision_id, path = self._current_revision()
@@ -131,23 +123,15 @@ class SafetyGuard:
             logger.info("migration safety analysis: no finding")
 
 
-def _existing_tables(conn: Any, schema: str) -> dict[str, dict[str, str]]:
-    tables: dict[str, dict[str, str]] = {}
-    for table, column, type_name in driver_rows(conn, _COLUMN_TYPES.format(schema=schema)):
-        tables.setdefault(table, {})[column] = type_name
-    return tables
-
-
 def _table_size(conn: Any, finding: Finding) -> str:
     """`[table t: ~N rows, M MB]` from the catalog's estimates, or nothing when unknown."""
     table = finding.table
     if not table or conn is None:
         return ""
-    literal = "'" + str(table).replace("'", "''") + "'"
     rows = driver_rows(
         conn,
         f"SELECT c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class AS c "
-        f"WHERE c.oid = to_regclass({literal})",
+        f"WHERE c.oid = to_regclass({sql_literal(str(table))})",
     )
     takes = f"; takes {finding.lock}" if finding.lock else ""
     if not rows:
