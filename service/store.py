@@ -378,28 +378,32 @@ class SqliteStore(UserStore):
             self._committer = None
 
     async def _commit(self, group: list[_Write]) -> None:
-        """Commit a group of writes; each write's future gets its rows or its error."""
-        if len(group) == 1:  # alone: one statement in autocommit
-            [write] = group
-            try:
-                write.settle(await self._execute(self._writer, write.sql, write.args))
-            except Exception as error:
-                write.settle(error=error)
-                if isinstance(error, StorageFull):
-                    await self._give_back_the_wal(self._writer)
-                return
+        """Commit a group of writes; each write's future gets its rows or its error. The WAL
+        is given back right after a full disk, and after each commit while that is owed."""
+        if len(group) == 1:
+            failed = await self._commit_alone(group[0])
         else:
-            await self._commit_together(group)
-        if self._checkpoint_owed:
+            failed = await self._commit_together(group)
+        if isinstance(failed, StorageFull) or (failed is None and self._checkpoint_owed):
             await self._give_back_the_wal(self._writer)
 
-    async def _commit_together(self, group: list[_Write]) -> None:
+    async def _commit_alone(self, write: _Write) -> Exception | None:
+        """One statement in autocommit; its failure, or None once committed."""
+        try:
+            write.settle(await self._execute(self._writer, write.sql, write.args))
+        except Exception as error:
+            write.settle(error=error)
+            return error
+        return None
+
+    async def _commit_together(self, group: list[_Write]) -> Exception | None:
+        """One transaction for all; what failed it as a whole, or None once committed."""
         try:
             await self._execute(self._writer, "BEGIN IMMEDIATE", ())
         except Exception as error:
             for write in group:
                 write.settle(error=error)
-            return
+            return error
         done: list[tuple[_Write, list[Any]]] = []
         ended: Exception | None = None  # what ended the whole transaction
         for write in group:
@@ -422,8 +426,7 @@ class SqliteStore(UserStore):
                         await self._writer.execute_fetchall("ROLLBACK", ())
         for write, rows in done:
             write.settle(rows, error=ended)
-        if isinstance(ended, StorageFull):
-            await self._give_back_the_wal(self._writer)
+        return ended
 
     async def _execute(self, connection: Any, query: str, args: tuple[Any, ...]) -> list[Any]:
         """One statement; EmailTaken, a DatabaseFailure, or (a bug) the driver's own error.
