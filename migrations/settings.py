@@ -40,9 +40,7 @@ class MigrationSettings:
         return cls(
             launcher=launcher,
             # A runaway statement must not outlive the launcher's own migration budget.
-            statement_timeout=seconds(
-                os.environ, "MIGRATION_STATEMENT_TIMEOUT", launcher.remaining()
-            ),
+            statement_timeout=seconds(env, "MIGRATION_STATEMENT_TIMEOUT", launcher.remaining()),
             lock_retries=int(seconds(env, "MIGRATION_LOCK_RETRIES", 3)),
             lock_retry_delay=seconds(env, "MIGRATION_LOCK_RETRY_DELAY", 2.0),
         )
