@@ -45,9 +45,9 @@ class Interrupted(Exception):
 class _LoopThread:
     """An asyncio loop on a daemon thread; the caller waits for each coroutine with a deadline.
 
-    A thread abandoned at its deadline may still be busy in C (a SCRAM hash with an iteration
-    count a hostile server chose): the next connect waits for it instead of starting another,
-    so the launcher never burns more than one core on such a server.
+    A thread abandoned at its deadline may still be busy in a C call the loop cannot interrupt:
+    the next connect waits for it instead of starting another, so the launcher never burns more
+    than one core on a server that keeps it there.
     """
 
     abandoned: ClassVar[list[threading.Thread]] = []
@@ -130,8 +130,7 @@ class PostgresSession:
         bound_password_hashing()
         if not _LoopThread.wait_for_abandoned(timeout, should_stop):
             raise RetryableError(
-                "the previous connection attempt is still busy (the server asked for a costly "
-                "password hash)"
+                "the previous connection attempt is still busy in a call that cannot be interrupted"
             )
         thread = _LoopThread()
         connecting = asyncpg.connect(
