@@ -175,6 +175,12 @@ def uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> 
     )
 
 
+def plain_uvicorn_argv(app: str, root: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
+    """uvicorn's own command line, as it is run without the launcher."""
+    argv = [PYTHON, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
+    return [*argv, "--workers", "1", "--app-dir", str(root), *extra]
+
+
 def supervisor_argv(root: Path, port: int, extra_uvicorn: Sequence[str] = ()) -> list[str]:
     argv = [PYTHON, str(root / "supervisor.py"), "--port", str(port)]
     return [*argv, "--", *extra_uvicorn] if extra_uvicorn else argv
@@ -184,7 +190,7 @@ def shell_chain_argv(root: Path, port: int) -> list[str]:
     """What people write without a launcher: migrate, and only if that worked, serve."""
     alembic_script = Path(PYTHON).parent / "alembic"
     ini = root / "alembic.ini"
-    serve = shlex.join(uvicorn_argv("service.main:app", root, port))
+    serve = shlex.join(plain_uvicorn_argv("service.main:app", root, port))
     migrate = shlex.join([str(alembic_script), "-c", str(ini), "upgrade", "head"])
     return ["sh", "-c", f"{migrate} && exec {serve}"]
 

@@ -6,10 +6,11 @@ Drives three ASGI apps directly (no server, no socket) with GET /users/1 and POS
 database replaced by an object that answers at once, and prints the best time per request over
 --rounds rounds of --requests requests:
   floor      bench/raw_asyncpg_app.py (routes declared on the app, no response model)
-  service    service.main.create_app() (routers included with app.include_router)
-  on-app     the service's own route functions, models and middleware, declared on the app
-The difference between `service` and `on-app` is what FastAPI's included-router dispatch costs;
-bench/README.md uses it to explain the API benchmark's remaining gap.
+  service    service.main.create_app() (each router's routes declared on the app by
+             service/routers/__init__.py's add_routes; metrics on)
+  included   the same app with its routers included by FastAPI's app.include_router()
+The difference between `included` and `service` is what FastAPI's included-router dispatch
+costs per request, which add_routes saves.
 """
 
 from __future__ import annotations
@@ -56,26 +57,20 @@ def service() -> Any:
     return app
 
 
-def on_app() -> Any:
+def included() -> Any:
     from fastapi import FastAPI
-    from fastapi.routing import APIRoute
 
     from service.body_limit import BodySizeLimit
     from service.errors import install_error_handlers
+    from service.metrics import install_metrics
     from service.routers import health, users
 
     app = FastAPI()
-    for route in [*users.router.routes, *health.router.routes]:
-        assert isinstance(route, APIRoute)
-        app.add_api_route(
-            route.path,
-            route.endpoint,
-            methods=sorted(route.methods),
-            response_model=route.response_model,
-            status_code=route.status_code,
-        )
+    app.include_router(users.router)
+    app.include_router(health.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=64 * 1024)
+    install_metrics(app)
     app.state.store = InstantStore()
     return app
 
@@ -123,7 +118,7 @@ async def per_request(app: Any, method: str, path: str, body: bytes, count: int)
 
 
 async def measure(rounds: int, count: int) -> None:
-    apps = {"floor": floor(), "service": service(), "on-app": on_app()}
+    apps = {"floor": floor(), "service": service(), "included": included()}
     best: dict[str, list[float]] = {name: [float("inf")] * 2 for name in apps}
     for _ in range(rounds):  # interleaved; the best round is the least disturbed one
         for name, app in apps.items():

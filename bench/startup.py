@@ -5,6 +5,9 @@
 
 Variants, all on PostgreSQL with DATABASE_URL in the (identical) environment:
   (a)  uvicorn alone:             python -m uvicorn service.main:app ...        (database at head)
+  (a') the launcher's uvicorn:    python -m alembic_prestart.process.uvicorn_main service.main:app
+       ... (what the launcher execs, with its options: uvicorn's own command line, the
+       collector's passes rarer until the app is imported, the header limit; at head)
   (b)  shell chain:               sh -c 'alembic -c INI upgrade head && exec python -m uvicorn ...'
                                                                                 (database at head)
   (c)  launcher, fast path:       python supervisor.py --port P                 (database at head)
@@ -64,6 +67,12 @@ VARIANTS = (
     Variant(
         "a",
         "(a)  uvicorn alone",
+        lambda root, port: common.plain_uvicorn_argv("service.main:app", root, port),
+        pending=False,
+    ),
+    Variant(
+        "a'",
+        "(a') the launcher's uvicorn, alone",
         lambda root, port: common.uvicorn_argv("service.main:app", root, port),
         pending=False,
     ),
@@ -201,6 +210,9 @@ def report(samples: dict[str, list[float]]) -> None:
             met=pending <= TARGET_PENDING,
         )
     )
+    over_own_uvicorn = median["c"] / median["a'"]
+    label = "(c)/(a') over the launcher's uvicorn"
+    print(f"{label:<34} {over_own_uvicorn:6.3f}   (what the launcher adds before its exec)")
     lint_off = median["e"] / median["b'"]
     label = "(e)/(b') launcher --lint off"
     print(f"{label:<34} {lint_off:6.3f}")

@@ -3,20 +3,17 @@
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def declared_too_large(scope: Scope, max_bytes: int) -> bool:
-    """A Content-Length over the limit (or not a number): answer 413 before reading a byte."""
+def _framing(scope: Scope) -> tuple[bytes | None, bool]:
+    """The Content-Length header's value (None: none), and whether a Transfer-Encoding is
+    declared. One pass over the headers: this runs for every request."""
+    length = None
+    streamed = False
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            return not value.isdigit() or int(value) > max_bytes
-    return False
-
-
-def _streamed(scope: Scope) -> bool:
-    """A body sent without a Content-Length (chunked): its size is known only as it arrives.
-    With a Content-Length, the server reads exactly that many bytes and no more."""
-    return not any(name == b"content-length" for name, _ in scope["headers"]) and any(
-        name == b"transfer-encoding" for name, _ in scope["headers"]
-    )
+        if name == b"content-length" and length is None:  # the first, as the server reads it
+            length = value
+        elif name == b"transfer-encoding":
+            streamed = True
+    return length, streamed
 
 
 async def send_413(send: Send) -> None:
@@ -46,12 +43,18 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if declared_too_large(scope, self.max_bytes):
-            await send_413(send)
+        length, streamed = _framing(scope)
+        if length is not None:
+            if length.isdigit() and int(length) <= self.max_bytes:
+                # The server reads exactly that many bytes and no more.
+                await self.app(scope, receive, send)
+            else:  # over the limit, or not a number: 413 before reading a byte
+                await send_413(send)
             return
-        if not _streamed(scope):  # no body, or one whose declared length is within the limit
+        if not streamed:  # no body
             await self.app(scope, receive, send)
             return
+        # A body sent without a Content-Length (chunked): its size is known only as it arrives.
         received = 0
         rejected = False
         response_started = False

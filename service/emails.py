@@ -49,7 +49,11 @@ RESERVED_DOMAINS_PATTERN = (
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL_PART = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Lowercase letter-digit-hyphen labels, at least two, the last of letters only (2-63 of them).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[a-z]{{2,63}}")
+# The domain refused is a reserved name itself or ends in "." + one.
+_RESERVED_ENDINGS = tuple("." + name for name in RESERVED_DOMAINS)
 
 
 def plain_ascii_email(value: str) -> str | None:
@@ -60,17 +64,10 @@ def plain_ascii_email(value: str) -> str | None:
     if local != local.lower():
         return None  # perhaps a role account, which email-validator lowercases
     domain = domain.lower()  # email-validator lowercases the domain
-    labels = domain.split(".")
-    if len(labels) < 2 or len(domain) > 253:
+    # "--" could be Punycode or an IDNA-invalid label: email-validator's business.
+    if len(domain) > 253 or "--" in domain or not _DOMAIN.fullmatch(domain):
         return None
-    for label in labels:
-        # "--" could be Punycode or an IDNA-invalid label: email-validator's business.
-        if "--" in label or not _LABEL.fullmatch(label):
-            return None
-    top_level = labels[-1]
-    if len(top_level) < 2 or not top_level.isalpha():
-        return None
-    if any(domain == name or domain.endswith("." + name) for name in RESERVED_DOMAINS):
+    if ("." + domain).endswith(_RESERVED_ENDINGS):
         return None
     return f"{local}@{domain}"
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from service.body_limit import BodySizeLimit
 from service.errors import install_error_handlers
-from service.routers import health, users
+from service.routers import add_routes, health, users
 from service.settings import ALEMBIC_INI, get_settings
 from service.store import open_store
 
@@ -59,9 +59,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Users service", version="0.1.0", lifespan=lifespan)
-    # The hot routes first: FastAPI tries the included routers in order.
-    app.include_router(users.router)
-    app.include_router(health.router)
+    # The hot routes first: FastAPI tries the routes in order.
+    add_routes(app, users.router)
+    add_routes(app, health.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
     # GET /metrics and what it counts (service/metrics.py): after the error handlers and the

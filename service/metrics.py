@@ -12,17 +12,19 @@
 - `users_store_errors_total{cause}`: each database failure answered (service/failures.py).
 - The launcher's start report (alembic_prestart.metrics): phases, lock wait, revisions.
 
-Per request the cost is one counter increment and one histogram observation on label children
-created once per (route, method, status), and an integer for in-flight; the values of the
-moment (in flight, the pool) are published every second and at each scrape instead.
+Per request the cost is one bucket and one sum in plain numbers (service/request_tallies.py,
+turned into the counter and histogram when /metrics is read), and an integer for in-flight; the
+values of the moment (in flight, the pool) are published every second and at each scrape.
 
 Workers: under `uvicorn --workers N` (and --reload) each worker is a process multiprocessing
-spawned, and a scrape reaches one of them, so the values go through prometheus_client's
-multiprocess mode: files per worker, summed at each scrape. The directory is this start's own,
-named after the server process the workers share (its pid and start time), under METRICS_DIR
-(default: the temp folder); the first worker makes it, and removes those of servers no longer
-running. prometheus_client picks its mode when first imported, from PROMETHEUS_MULTIPROC_DIR,
-which is set here first. A process serving alone keeps its values in memory.
+spawned, and a scrape reaches one of them, so the values are summed over files the workers
+write: the gauges and store errors through prometheus_client's multiprocess mode, the request
+counts as each worker's tallies, written every second and as it stops. The directory is this
+start's own, named after the server process the workers share (its pid and start time), under
+METRICS_DIR (default: the temp folder); the first worker makes it, and removes those of servers
+no longer running. prometheus_client picks its mode when first imported, from
+PROMETHEUS_MULTIPROC_DIR, which is set here first. A process serving alone keeps its values in
+memory.
 
 METRICS_ENABLED=false: no middleware, no route.
 """
@@ -54,7 +56,6 @@ from service.store import UserStore
 logger = logging.getLogger("service.metrics")
 
 METRICS_PATH = "/metrics"
-UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "OTHER"
 PUBLISH_EVERY_SECONDS = 1.0
@@ -82,10 +83,11 @@ class ServiceMetrics:
             CollectorRegistry,
             Counter,
             Gauge,
-            Histogram,
             disable_created_metrics,
         )
         from prometheus_client.multiprocess import MultiProcessCollector
+
+        from service.request_tallies import RequestTallies  # imports prometheus_client
 
         # The *_created series double the output and multiprocess mode has none: none here.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -97,15 +99,8 @@ class ServiceMetrics:
             # prometheus_client's multiprocess module is not annotated.
             MultiProcessCollector(self.registry, path=str(directory))  # type: ignore[no-untyped-call]
             own = None  # the files are what is served, not this process's objects
-        labels = ["route", "method", "status"]
-        self.requests = Counter("http_requests", "Requests answered.", labels, registry=own)
-        self.durations = Histogram(
-            "http_request_duration_seconds",
-            "Seconds from a request's arrival to the end of its answer.",
-            labels,
-            buckets=BUCKETS,
-            registry=own,
-        )
+        self.requests = RequestTallies(BUCKETS, directory)
+        self.registry.register(self.requests)
         self.in_flight_gauge = Gauge(
             "http_requests_in_flight",
             "Requests being answered.",
@@ -143,34 +138,18 @@ class ServiceMetrics:
         for cause in Cause:  # each at 0 from the start, so that rate() sees the first one
             self.store_errors.labels(cause_label(cause))
         self.in_flight = 0
-        # By (id of the route, method, status): FastAPI's routes are not hashable. The route
-        # itself is kept alongside, so that a new route at a freed one's address is not taken
-        # for it.
-        self._children: dict[tuple[int, str, int], tuple[object, Any, Any]] = {}
         try:
             register_start_report(self.registry)
         except ValueError as error:
             logger.warning("the launcher's start report is not served: %s", error)
 
-    def observe(self, route: object, method: str, status: int, seconds: float) -> None:
-        """One answer: `route` is what FastAPI matched (None: nothing)."""
-        key = (id(route), method, status)
-        children = self._children.get(key)
-        if children is None or children[0] is not route:
-            children = self._children[key] = self._new_children(route, method, status)
-        children[1].inc()
-        children[2].observe(seconds)
-
-    def _new_children(self, route: object, method: str, status: int) -> tuple[object, Any, Any]:
-        template = getattr(route, "path_format", None) or UNMATCHED
-        labels = (template, method, str(status))
-        return route, self.requests.labels(*labels), self.durations.labels(*labels)
-
     def count_store_error(self, cause: Cause) -> None:
         self.store_errors.labels(cause_label(cause)).inc()
 
     def publish(self, store: UserStore | None) -> None:
-        """Write the values of the moment where a scrape reads them."""
+        """Write the values of the moment, and this worker's request counts, where a scrape
+        reads them."""
+        self.requests.save()
         self.in_flight_gauge.set(self.in_flight)
         if store is None:  # not open yet, or closed
             return
@@ -207,6 +186,7 @@ class RequestMetrics:
             return
         status = 500  # what the client gets if the app raises before it answers
         metrics = self.metrics
+        count = metrics.requests.add
 
         async def send_and_note_status(message: Message) -> None:
             nonlocal status
@@ -223,7 +203,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_note_status)
         finally:
             metrics.in_flight -= 1
-            metrics.observe(scope.get("route"), method, status, time.perf_counter() - started)
+            count(scope.get("route"), method, status, time.perf_counter() - started)
 
 
 def install_metrics(app: FastAPI) -> None:
@@ -238,10 +218,11 @@ def install_metrics(app: FastAPI) -> None:
         # Per-worker figures served as if they were the whole would mislead: none at all.
         logger.error("metrics off: %s (METRICS_DIR must name a folder this user may write)", error)
         return
+    from service.routers import add_routes
     from service.routers import metrics as route
 
     app.state.metrics = metrics
-    app.include_router(route.router)
+    add_routes(app, route.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     _count_store_errors(app, metrics)
     if metrics.directory is not None:
@@ -303,6 +284,7 @@ def _publish_while_serving(app: FastAPI, metrics: ServiceMetrics) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+                metrics.publish(None)  # the last answers' counts, for the workers that stay
 
     app.router.lifespan_context = lifespan
 

@@ -57,7 +57,8 @@ class Statement:
 
     def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
         """The driver's positional arguments for these named parameters."""
-        return tuple(params[name] if name in params else self.defaults[name] for name in self.names)
+        defaults = self.defaults
+        return tuple([params[name] if name in params else defaults[name] for name in self.names])
 
 
 def statements(dialect: str) -> dict[str, Statement]:
@@ -218,7 +219,7 @@ class PostgresStore(UserStore):
         for attempt in (1, 2):
             connected = False
             try:
-                pool = await self._get_pool()
+                pool = self._pool or await self._get_pool()
                 # No acquire timeout of its own: connecting is bounded by `timeout`, a query by
                 # `command_timeout`, and an asyncio timeout per request costs measurable time.
                 async with pool.acquire() as connection:

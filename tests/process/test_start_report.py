@@ -107,10 +107,11 @@ def test_two_workers_serve_the_start_report_and_summed_requests(
                 sent["GET"] += len(batch)
                 sent["POST"] += len(batch)
                 (directory,) = metrics_dir.iterdir()
-                if len(list(directory.glob("counter_*.db"))) == 2:
+                time.sleep(1.1)  # each worker writes its counts every second
+                if len(list(directory.glob("requests-*.json"))) == 2:
                     break
-        assert len(list(directory.glob("counter_*.db"))) == 2, "one worker answered everything"
-        time.sleep(1.5)  # each worker publishes its pool and in-flight figures every second
+        assert len(list(directory.glob("requests-*.json"))) == 2, "one worker answered everything"
+        time.sleep(1.5)  # each worker publishes its counts, pool and in-flight every second
         scrapes = [scrape(port) for _ in range(4)]  # whichever worker answers, the same sums
     finally:
         launcher.stop()

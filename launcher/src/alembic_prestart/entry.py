@@ -16,11 +16,20 @@ import gc
 
 # A young-generation pass every 100,000 net allocations instead of every 700.
 LAUNCHER_GC_THRESHOLDS = (100_000, 10, 10)
+# Python's own, as this process started with them.
+NORMAL_GC_THRESHOLDS = gc.get_threshold()
 
 
 def fewer_collections() -> None:
     gc.freeze()
     gc.set_threshold(*LAUNCHER_GC_THRESHOLDS)
+
+
+def normal_collections() -> None:
+    """Back to Python's thresholds, the objects made meanwhile frozen out of the passes: for a
+    process that goes on to serve (uvicorn_main.py, once the app is imported)."""
+    gc.freeze()
+    gc.set_threshold(*NORMAL_GC_THRESHOLDS)
 
 
 def console_main() -> None:

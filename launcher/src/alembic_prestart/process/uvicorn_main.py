@@ -14,6 +14,13 @@ Two things are added:
   uvicorn spawns (with one process, what it spawns is the app's), and each worker takes it out,
   so what a worker spawns is left alone too. multiprocessing's resource tracker ends by itself
   once the processes holding its pipe (the server, its workers) are gone.
+- The garbage collector runs rarer passes until the app is imported (alembic_prestart/entry.py):
+  importing uvicorn, FastAPI, pydantic and an app allocates hundreds of thousands of objects
+  and next to no garbage, and with Python's thresholds the collector walks that growing heap
+  over and over, about a seventh of a start here (bench/startup.py). Right after uvicorn's
+  `Config.load()` (where it imports the app, in the process that serves: this one, or each
+  worker) the objects made so far are frozen out of the collector's passes and its thresholds
+  are Python's again, before the app's lifespan starts and before any request.
 - The header-limited protocol (httptools_protocol.py), which the launcher names with `--http`,
   gives way to uvicorn's default HTTP implementation, with one warning line, when uvicorn
   cannot serve with it: a uvicorn before 0.36 (its `--http` took no class), no httptools, or a
@@ -29,6 +36,8 @@ import sys
 
 import click
 
+from alembic_prestart.entry import fewer_collections, normal_collections
+
 HEADER_LIMITED_PROTOCOL = (
     "alembic_prestart.process.httptools_protocol:HeaderLimitedHttpToolsProtocol"
 )
@@ -36,13 +45,32 @@ SERVER_PID = "ALEMBIC_PRESTART_SERVER_PID"
 
 
 def main() -> None:
+    fewer_collections()
     import uvicorn
 
     args = _header_limit_or_default(uvicorn.main, sys.argv[1:])
     if _spawns_servers(uvicorn.main, args):
         # Only then: with one process, the children this process spawns are the app's own.
         os.environ[SERVER_PID] = str(os.getpid())
+        normal_collections()  # this process imports no app: its workers do, each as below
+    else:
+        _collect_normally_once_loaded()
     uvicorn.main(args=args, prog_name="uvicorn")
+
+
+def _collect_normally_once_loaded() -> None:
+    """Python's collector thresholds again as soon as uvicorn has imported the app."""
+    from uvicorn.config import Config
+
+    load = Config.load
+
+    def load_then_collect_normally(self: Config) -> None:
+        try:
+            load(self)
+        finally:
+            normal_collections()
+
+    Config.load = load_then_collect_normally  # type: ignore[method-assign]
 
 
 def _spawns_servers(command: click.Command, args: list[str]) -> bool:
@@ -120,3 +148,6 @@ if __name__ == "__main__":
     main()
 elif __name__ == "__mp_main__":
     _die_with_server()
+    # A worker (or the server under --reload): it imports the app next.
+    fewer_collections()
+    _collect_normally_once_loaded()
