@@ -8,9 +8,11 @@ database replaced by an object that answers at once, and prints the best time pe
   floor      bench/raw_asyncpg_app.py (routes declared on the app, no response model)
   service    service.main.create_app() (each router's routes declared on the app by
              service/routers/__init__.py's add_routes; metrics on)
+  bare       the same with METRICS_ENABLED=false: no request metrics
   included   the same app with its routers included by FastAPI's app.include_router()
 The difference between `included` and `service` is what FastAPI's included-router dispatch
-costs per request, which add_routes saves.
+costs per request, which add_routes saves; between `service` and `bare`, what the request
+metrics cost.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ def service() -> Any:
     from service.main import create_app
 
     app = create_app()
+    app.state.store = InstantStore()
+    return app
+
+
+def bare() -> Any:
+    import os
+
+    from service.main import create_app
+
+    os.environ["METRICS_ENABLED"] = "false"
+    try:
+        app = create_app()
+    finally:
+        del os.environ["METRICS_ENABLED"]
     app.state.store = InstantStore()
     return app
 
@@ -118,7 +134,7 @@ async def per_request(app: Any, method: str, path: str, body: bytes, count: int)
 
 
 async def measure(rounds: int, count: int) -> None:
-    apps = {"floor": floor(), "service": service(), "included": included()}
+    apps = {"floor": floor(), "service": service(), "bare": bare(), "included": included()}
     best: dict[str, list[float]] = {name: [float("inf")] * 2 for name in apps}
     for _ in range(rounds):  # interleaved; the best round is the least disturbed one
         for name, app in apps.items():

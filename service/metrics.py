@@ -99,7 +99,8 @@ class ServiceMetrics:
             # prometheus_client's multiprocess module is not annotated.
             MultiProcessCollector(self.registry, path=str(directory))  # type: ignore[no-untyped-call]
             own = None  # the files are what is served, not this process's objects
-        self.requests = RequestTallies(BUCKETS, directory)
+        this_worker = f"{os.getpid()}-{_start_ticks(os.getpid())}"
+        self.requests = RequestTallies(BUCKETS, directory, worker=this_worker)
         self.registry.register(self.requests)
         self.in_flight_gauge = Gauge(
             "http_requests_in_flight",
@@ -163,7 +164,10 @@ class ServiceMetrics:
         """The text format, every worker's values summed."""
         from prometheus_client import generate_latest
 
-        self.publish(store)
+        try:
+            self.publish(store)
+        except OSError as error:  # the directory went, a full disk: the last values serve
+            logger.error("publishing the metrics failed: %s", error)
         if self.directory is not None:
             _forget_dead_workers(self.directory)
         return generate_latest(self.registry)
@@ -284,7 +288,10 @@ def _publish_while_serving(app: FastAPI, metrics: ServiceMetrics) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                metrics.publish(None)  # the last answers' counts, for the workers that stay
+                try:  # the last answers' counts, for the workers that stay
+                    metrics.publish(None)
+                except OSError as error:
+                    logger.error("publishing the metrics failed: %s", error)
 
     app.router.lifespan_context = lifespan
 

@@ -58,13 +58,13 @@ def test_requests_no_route_matched_share_one_label() -> None:
     assert found[("http_requests_total", labels(route="unmatched", status="404"))] == 2
 
 
-def test_a_new_route_at_a_freed_routes_address_is_counted_apart() -> None:
+def test_two_routes_of_one_template_shape_are_counted_apart() -> None:
     tallies = RequestTallies(BOUNDS, None)
 
     class Other:
         path_format = "/other"
 
-    tallies.add(Route(), "GET", 200, 0.001)  # freed at once: the next may get its address
+    tallies.add(Route(), "GET", 200, 0.001)  # not freed: the tally keeps it, and its id
     tallies.add(Other(), "GET", 200, 0.001)
     found = samples(tallies)
     assert found[("http_requests_total", labels())] == 1
@@ -73,13 +73,12 @@ def test_a_new_route_at_a_freed_routes_address_is_counted_apart() -> None:
 
 def test_the_workers_files_are_summed_with_this_workers_own_counts(tmp_path: Path) -> None:
     route = Route()
-    other_worker = RequestTallies(BOUNDS, tmp_path)
-    other_worker._file = tmp_path / "requests-1.json"  # another pid's file
+    other_worker = RequestTallies(BOUNDS, tmp_path, worker="1-100")
     for _ in range(3):
         other_worker.add(route, "GET", 200, 0.05)
     other_worker.add(route, "POST", 201, 0.05)
     other_worker.save()
-    this_worker = RequestTallies(BOUNDS, tmp_path)
+    this_worker = RequestTallies(BOUNDS, tmp_path, worker="2-200")
     this_worker.add(route, "GET", 200, 0.5)
     this_worker.save()
     this_worker.add(route, "GET", 200, 0.5)  # not saved yet: its memory is what counts
@@ -90,8 +89,20 @@ def test_the_workers_files_are_summed_with_this_workers_own_counts(tmp_path: Pat
     assert found[("http_request_duration_seconds_sum", labels())] == 1.15
 
 
+def test_a_worker_with_a_dead_workers_pid_keeps_its_counts_apart(tmp_path: Path) -> None:
+    dead = RequestTallies(BOUNDS, tmp_path, worker="7-100")
+    dead.add(Route(), "GET", 200, 0.001)
+    dead.save()
+    reborn = RequestTallies(BOUNDS, tmp_path, worker="7-900")  # the same pid, started later
+    reborn.add(Route(), "GET", 200, 0.001)
+    reborn.save()
+    assert samples(reborn)[("http_requests_total", labels())] == 2
+
+
 def test_unreadable_or_foreign_files_are_left_out(tmp_path: Path) -> None:
     (tmp_path / "requests-1.json").write_text("{not json")
+    (tmp_path / "requests-3.json").write_text("[1, 2]")
+    (tmp_path / "requests-4.json").write_text('{"bounds": [0.01, 0.1, 1.0]}')
     other_bounds = {"bounds": [5.0], "series": [["/users/{user_id}", "GET", "200", [7, 0], 1.0]]}
     (tmp_path / "requests-2.json").write_text(json.dumps(other_bounds))
     tallies = RequestTallies(BOUNDS, tmp_path)

@@ -60,3 +60,10 @@ def test_a_route_that_is_not_an_api_route_is_refused() -> None:
     router.routes.append(Route("/plain", plain))
     with pytest.raises(TypeError, match="not an API route"):
         add_routes(FastAPI(), router)
+
+
+def test_a_router_with_start_up_handlers_is_refused() -> None:
+    router = APIRouter()
+    router.on_startup.append(lambda: None)
+    with pytest.raises(TypeError, match="start-up or shut-down handlers"):
+        add_routes(FastAPI(), router)

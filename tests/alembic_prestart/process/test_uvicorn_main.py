@@ -1,5 +1,5 @@
-"""uvicorn_main.py as the process that serves: rarer collections while the app is imported,
-Python's own thresholds from its lifespan on, in one process and in each worker."""
+"""uvicorn_main.py as the process that serves: no collections while the app is imported,
+Python's own from its lifespan on, in one process and in each worker."""
 
 from __future__ import annotations
 
@@ -9,61 +9,70 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic_prestart.entry import LAUNCHER_GC_THRESHOLDS
 
 from tests.support.processes import LoggedProcess, http_json, launcher_env
 
-# An app that says which thresholds its import ran under, and which its lifespan and requests
-# run under.
+# An app that says how the collector stood while it was imported, in its lifespan and while
+# it answers.
 APP = """
-import gc, os
-from contextlib import asynccontextmanager
+import gc, json, multiprocessing, os
 
-IMPORTED_UNDER = gc.get_threshold()
+def collector():
+    return [gc.isenabled(), list(gc.get_threshold())]
+
+
+def report(queue):
+    queue.put(collector())
+
+
+def spawned_collector():
+    # How the collector stands in a process the app spawns (it imports uvicorn_main too).
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=report, args=(queue,))
+    child.start()
+    found = queue.get(timeout=30)
+    child.join()
+    return found
+
+IMPORTED_UNDER = collector()
 started_under = None
 
 
-@asynccontextmanager
-async def lifespan(app):
-    global started_under
-    started_under = gc.get_threshold()
-    yield
-
-
 async def app(scope, receive, send):
+    global started_under
     if scope["type"] == "lifespan":
-        async with lifespan(app):
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
+        await receive()
+        started_under = collector()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
         await send({"type": "lifespan.shutdown.complete"})
         return
-    body = repr([IMPORTED_UNDER, started_under, gc.get_threshold(), os.getpid()]).encode()
+    if scope["path"] == "/spawn":
+        body = json.dumps(spawned_collector()).encode()
+    else:
+        body = json.dumps(
+            {"imported": IMPORTED_UNDER, "started": started_under, "serving": collector(),
+             "pid": os.getpid()}
+        ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
 """
 
 
-def pythons_thresholds() -> list[int]:
+def pythons_collector() -> list[object]:
     """A fresh interpreter's (this one's may have been changed by a plugin)."""
     found = subprocess.run(
-        [sys.executable, "-c", "import gc; print(list(gc.get_threshold()))"],
+        [sys.executable, "-c", "import gc; print([gc.isenabled(), list(gc.get_threshold())])"],
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(found.stdout)
-
-
-def thresholds(port: int) -> tuple[list[int], list[int], list[int], int]:
-    status, body = http_json(port, "GET", "/")
-    assert status == 200, body
-    imported, started, serving, pid = json.loads(body.decode().replace("(", "[").replace(")", "]"))
-    return imported, started, serving, pid
+    return json.loads(found.stdout.replace("True", "true"))
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_the_app_imports_under_rarer_collections_and_serves_under_pythons(
+def test_the_app_imports_without_collections_and_serves_with_pythons(
     tmp_path: Path, port: int, workers: int
 ) -> None:
     (tmp_path / "gc_app.py").write_text(APP)
@@ -76,13 +85,18 @@ def test_the_app_imports_under_rarer_collections_and_serves_under_pythons(
         server.wait_http(port, "/")
         seen = {}
         for _ in range(40 if workers > 1 else 1):  # fresh connections reach either worker
-            imported, started, serving, pid = thresholds(port)
-            seen[pid] = (imported, started, serving)
-        normal = pythons_thresholds()
-        for imported, started, serving in seen.values():
-            assert imported == list(LAUNCHER_GC_THRESHOLDS)
-            assert started == normal
-            assert serving == normal
+            status, body = http_json(port, "GET", "/")
+            assert status == 200, body
+            answer = json.loads(body)
+            seen[answer["pid"]] = answer
+        normal = pythons_collector()
+        for answer in seen.values():
+            assert answer["imported"][0] is False  # the collector off while the app imported
+            assert answer["started"] == answer["serving"] == normal
+        # A process the app spawns is no worker: Python's collector from its start.
+        status, body = http_json(port, "GET", "/spawn")
+        assert status == 200, body
+        assert json.loads(body) == normal
     finally:
         server.process.terminate()
         server.wait()

@@ -2,7 +2,7 @@
 
 The launcher execs `python -m alembic_prestart.process.uvicorn_main` where it would exec
 `python -m uvicorn`: the same options, and the process is uvicorn (same PID, same signals).
-Two things are added:
+Three things are added:
 
 - Workers die with this process, whatever ended it. uvicorn starts its workers (and the server
   under --reload) with multiprocessing's spawn, which imports the parent's main module in each
@@ -14,13 +14,13 @@ Two things are added:
   uvicorn spawns (with one process, what it spawns is the app's), and each worker takes it out,
   so what a worker spawns is left alone too. multiprocessing's resource tracker ends by itself
   once the processes holding its pipe (the server, its workers) are gone.
-- The garbage collector runs rarer passes until the app is imported (alembic_prestart/entry.py):
-  importing uvicorn, FastAPI, pydantic and an app allocates hundreds of thousands of objects
-  and next to no garbage, and with Python's thresholds the collector walks that growing heap
-  over and over, about a seventh of a start here (bench/startup.py). Right after uvicorn's
-  `Config.load()` (where it imports the app, in the process that serves: this one, or each
-  worker) the objects made so far are frozen out of the collector's passes and its thresholds
-  are Python's again, before the app's lifespan starts and before any request.
+- The garbage collector is off until the app is imported (alembic_prestart/entry.py): importing
+  uvicorn, FastAPI, pydantic and an app allocates hundreds of thousands of objects and next to
+  no garbage, and with Python's thresholds the collector walks that growing heap over and over.
+  Right after uvicorn's `Config.load()` (where it imports the app, in the process that serves:
+  this one, or each worker) the objects made so far are frozen out of the collector's passes
+  and it is on again with Python's thresholds, before the app's lifespan starts and before any
+  request.
 - The header-limited protocol (httptools_protocol.py), which the launcher names with `--http`,
   gives way to uvicorn's default HTTP implementation, with one warning line, when uvicorn
   cannot serve with it: a uvicorn before 0.36 (its `--http` took no class), no httptools, or a
@@ -36,7 +36,7 @@ import sys
 
 import click
 
-from alembic_prestart.entry import fewer_collections, normal_collections
+from alembic_prestart.entry import no_collections, normal_collections
 
 HEADER_LIMITED_PROTOCOL = (
     "alembic_prestart.process.httptools_protocol:HeaderLimitedHttpToolsProtocol"
@@ -45,7 +45,7 @@ SERVER_PID = "ALEMBIC_PRESTART_SERVER_PID"
 
 
 def main() -> None:
-    fewer_collections()
+    no_collections()
     import uvicorn
 
     args = _header_limit_or_default(uvicorn.main, sys.argv[1:])
@@ -59,7 +59,7 @@ def main() -> None:
 
 
 def _collect_normally_once_loaded() -> None:
-    """Python's collector thresholds again as soon as uvicorn has imported the app."""
+    """Python's collector again as soon as uvicorn has imported the app."""
     from uvicorn.config import Config
 
     load = Config.load
@@ -134,20 +134,22 @@ def _warn(message: str, *, level: int = logging.WARNING) -> None:
     logs.logger.log(level, message)
 
 
-def _die_with_server() -> None:
-    """In a worker: killed by the kernel when the server is, or gone now if it already is."""
+def _die_with_server() -> bool:
+    """In a worker: killed by the kernel when the server is, or gone now if it already is.
+    False in a process that is no worker of the server (one the app spawned)."""
     server_pid = os.environ.pop(SERVER_PID, None)
     if server_pid is None:
-        return  # not a child of the server: a process a worker spawned
+        return False  # not a child of the server: a process a worker spawned
     from alembic_prestart.process.child import _die_with_parent
 
     _die_with_parent(int(server_pid))
+    return True
 
 
 if __name__ == "__main__":
     main()
-elif __name__ == "__mp_main__":
-    _die_with_server()
-    # A worker (or the server under --reload): it imports the app next.
-    fewer_collections()
+elif __name__ == "__mp_main__" and _die_with_server():
+    # A worker (or the server under --reload): it imports the app next. A process the app
+    # spawned is left with Python's collector.
+    no_collections()
     _collect_normally_once_loaded()
