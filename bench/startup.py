@@ -7,7 +7,7 @@ Variants, all on PostgreSQL with DATABASE_URL in the (identical) environment:
   (a)  uvicorn alone:             python -m uvicorn service.main:app ...        (database at head)
   (a') the launcher's uvicorn:    python -m alembic_prestart.process.uvicorn_main service.main:app
        ... (what the launcher execs, with its options: uvicorn's own command line, the
-       collector's passes rarer until the app is imported, the header limit; at head)
+       collector off until the app is imported, the header limit; at head)
   (b)  shell chain:               sh -c 'alembic -c INI upgrade head && exec python -m uvicorn ...'
                                                                                 (database at head)
   (c)  launcher, fast path:       python supervisor.py --port P                 (database at head)
