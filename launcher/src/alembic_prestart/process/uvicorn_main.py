@@ -62,7 +62,10 @@ def _collect_normally_once_loaded() -> None:
     """Python's collector again as soon as uvicorn has imported the app."""
     from uvicorn.config import Config
 
-    load = Config.load
+    load = getattr(Config, "load", None)
+    if load is None:  # a uvicorn that imports the app elsewhere: no window to wait for
+        normal_collections()
+        return
 
     def load_then_collect_normally(self: Config) -> None:
         try:
