@@ -117,10 +117,6 @@ class Waiting:
         self._patience = Patience(timeout, first=POLL_SECONDS)
         self._log = log
 
-    @property
-    def started(self) -> float:
-        return self._patience.started
-
     def pause(self, holder: Callable[[], str]) -> float:
         """After a failed try: log now and then, raise LockTimeout past the deadline, and
         return how long to sleep before the next try."""
