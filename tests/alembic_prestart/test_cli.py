@@ -4,10 +4,12 @@ needs a database server or a child process."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
-from alembic_prestart import __version__
+from alembic_prestart import __version__, errors
 from alembic_prestart.cli import ANY_PROJECT, console_main, main
 from click.testing import CliRunner
 
@@ -111,3 +113,44 @@ def test_the_command_needs_an_app_to_serve(runner: CliRunner) -> None:
     result = runner.invoke(main, ["serve"], obj=ANY_PROJECT)
     assert result.exit_code == 2
     assert "--app module:attribute" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env"),
+    [
+        (["--log-format", "json", "--prot", "1"], {}),
+        (["serve", "--log-format=json", "--port", "abc"], {}),
+        (["servx"], {"LOG_FORMAT": "json"}),
+        (["serve"], {"LOG_FORMAT": "json"}),  # no --app for the command of any project
+    ],
+)
+def test_a_usage_error_under_json_logs_is_one_json_line(
+    runner: CliRunner, arguments: list[str], env: dict[str, str]
+) -> None:
+    """Exit 2 as ever, but as the single JSON object every other failure is."""
+    result = runner.invoke(main, arguments, obj=ANY_PROJECT, env=env)
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "ERROR"
+    assert entry["message"].startswith("usage error: ")
+    assert entry["message"].endswith("--help)")
+
+
+def test_json_logs_after_the_double_dash_are_uvicorns_not_the_launchers(
+    runner: CliRunner,
+) -> None:
+    """`-- --log-format json` would be uvicorn's argument: the usage error stays click's text."""
+    result = runner.invoke(main, ["--prot", "1", "--", "--log-format", "json"], obj=ANY_PROJECT)
+    assert result.exit_code == 2
+    assert result.output.startswith("Usage: ")
+    assert "No such option '--prot'" in result.output
+
+
+def test_help_lists_every_exit_code(runner: CliRunner) -> None:
+    """The installed command has no docs folder beside it: --help itself names the codes."""
+    result = runner.invoke(main, ["--help"], obj=ANY_PROJECT, terminal_width=200)
+    codes = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    listed = {int(match[1]) for match in re.finditer(r"^ +(\d+) {2,}\S", result.output, re.M)}
+    assert codes <= listed, codes - listed
+    assert "128+N" in result.output

@@ -286,18 +286,20 @@ def test_h11_gets_the_same_limit(migrated: DatabaseURL, tmp_path: Path) -> None:
         launcher.stop()
 
 
-def test_without_httptools_uvicorns_default_serves_with_one_warning(
+def test_without_httptools_h11_serves_under_the_same_limit(
     migrated: DatabaseURL, tmp_path: Path
 ) -> None:
-    """httptools missing: one warning line, uvicorn picks h11, and h11 still bounds the head."""
+    """httptools missing: uvicorn picks h11, h11 bounds the head, and one info line (no
+    warning: nothing is unlimited) says so."""
     shadow = tmp_path / "shadow" / "httptools"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('no httptools here')\n")
     launcher, port = serve(migrated, tmp_path / "out", PYTHONPATH=str(shadow.parent))
     try:
-        warnings = [line for line in launcher.output.splitlines() if "size-limited" in line]
-        assert len(warnings) == 1, launcher.output
-        assert "WARNING" in warnings[0] and "no httptools here" in warnings[0]
+        assert "size-limited" not in launcher.output
+        notes = [line for line in launcher.output.splitlines() if "httptools" in line]
+        assert len(notes) == 1, launcher.output
+        assert " INFO " in notes[0] and "no httptools here" in notes[0] and "h11" in notes[0]
         with Client(port) as client:
             client.send(HEAD_START + b"a" * (DEFAULT_LIMIT + 1024))
             assert client.status() == 400

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -85,6 +85,39 @@ class DefaultToServe(click.Group):
         if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h", "--version")):
             args = ["serve", *args]
         return super().parse_args(ctx, args)
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        """click's own main, except that under --log-format json (or LOG_FORMAT=json) a usage
+        error is one JSON line too, as every other failure is."""
+        if not kwargs.get("standalone_mode", True):
+            return super().main(args, *rest, **kwargs)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(argv, *rest, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as error:
+            if not _json_logs_wanted(argv):
+                error.show()
+                sys.exit(error.exit_code)
+            logs.configure("json")
+            hint = f" (see {error.ctx.command_path} --help)" if error.ctx else ""
+            logs.logger.error("usage error: %s%s", error.format_message(), hint)
+            sys.exit(error.exit_code)
+        except click.Abort:  # Ctrl-C or end of input at a prompt, as click says it
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _json_logs_wanted(argv: list[str]) -> bool:
+    """--log-format json among the launcher's own arguments, or else LOG_FORMAT=json: read
+    from the raw arguments, since parsing them is what failed."""
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    for index, argument in enumerate(own):
+        if argument.startswith("--log-format="):
+            return argument.partition("=")[2] == "json"
+        if argument == "--log-format":
+            return own[index + 1 : index + 2] == ["json"]
+    return os.environ.get("LOG_FORMAT") == "json"
 
 
 # uvicorn options the launcher sets itself: given after `--` they would bypass its port check,
@@ -257,7 +290,22 @@ def main() -> None:
     """Bring the database schema to head safely, then serve.
 
     Without a command, `serve` runs. Every option can also be set by the environment variable
-    shown beside it; exit codes are listed in docs/launcher.md.
+    shown beside it.
+
+    \b
+    Exit codes:
+      0      done: migrate, or check and status at head
+      1      check, status: revisions pending
+      2      usage error
+      3      migration failed, the lock lost, or the revisions unreadable
+      4      the migration, or the wait for its lock, timed out
+      5      unsafe DDL: refused under --lint strict, or found by check --lint
+      66     --app names a module or attribute that is not there
+      69     database unreachable for --db-wait, or lost while holding the lock
+      70     internal error (a bug: traceback printed)
+      75     the port is already taken
+      78     configuration error
+      128+N  stopped by signal N (SIGINT 130, SIGTERM 143)
     """
 
 
@@ -272,7 +320,7 @@ def console_main() -> None:
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Wait for the database, migrate to head, then become uvicorn (same PID).
 
-    uvicorn's own options go after `--`: supervisor.py serve -- --proxy-headers
+    uvicorn's own options go after `--`: serve -- --proxy-headers
     """
     options["uvicorn_args"] = ctx.meta.get("uvicorn_args", ())
     settings = _settings(options)

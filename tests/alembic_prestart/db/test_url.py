@@ -61,12 +61,15 @@ def test_no_url_and_no_default_is_a_configuration_error() -> None:
         ("no-scheme-here", r"unsupported database URL scheme '\(none\)'"),
         ("sqlite:///:memory:", "in-memory"),
         ("sqlite://host/x.db", "malformed SQLite URL"),
+        ("postgres://app:s3c@retPW@db.example.com/app", "percent-encode an @ .* as %40"),
+        ("postgresql://a@b@db.example.com:5432/app?sslmode=require", "a second @"),
     ],
 )
 def test_unusable_urls_are_one_line_errors(raw: str, message: str) -> None:
     """What no driver could read is refused with a line that holds no password."""
-    with pytest.raises(DatabaseURLError, match=message):
+    with pytest.raises(DatabaseURLError, match=message) as error:
         parse_database_url(raw, root=ROOT)
+    assert "retPW" not in str(error.value) and "s3c" not in str(error.value)
 
 
 def test_schema_names_are_identifiers() -> None:

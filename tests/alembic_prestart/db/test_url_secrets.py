@@ -11,7 +11,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 from alembic_prestart.db.session import classify_connect_error
-from alembic_prestart.db.url import FRAGMENT_CHARACTERS, DatabaseURL
+from alembic_prestart.db.url import FRAGMENT_CHARACTERS, DatabaseURL, DatabaseURLError
 from alembic_prestart.observe import logs
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -69,7 +69,12 @@ def connect_error(url: DatabaseURL) -> str:
 def test_driver_errors_hold_no_fragment_of_the_password(password: str) -> None:
     """asyncpg's own error, for the URL encoded or not, as the launcher reports and logs it."""
     for raw in urls(password):
-        message = connect_error(parse_database_url(raw))
+        try:
+            url = parse_database_url(raw)
+        except DatabaseURLError as refused:  # an unencoded @ is refused before any driver
+            message = str(refused)
+        else:
+            message = connect_error(url)
         assert_no_fragment(logs.redact(message), password)
 
 

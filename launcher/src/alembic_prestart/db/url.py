@@ -155,6 +155,13 @@ def _libpq_meaning(dsn: str) -> str:
     auth, at, hostspec = parts.netloc.partition("@")
     if not at:
         auth, hostspec = "", auth
+    if "@" in hostspec:
+        # libpq ends the user part at the first @ too, then fails to resolve a host holding the
+        # rest of the password: say what to change now, instead of waiting out --db-wait.
+        raise DatabaseURLError(
+            "the URL has a second @ before its host: percent-encode an @ in the user name or "
+            "password as %40"
+        )
     user, _colon, password = auth.partition(":")
     # An empty database name is none (PGDATABASE applies), and libpq reads the query after the
     # URL's parts: a parameter wins over the part, where asyncpg lets the part win.

@@ -22,9 +22,10 @@ Three things are added:
   and it is on again with Python's thresholds, before the app's lifespan starts and before any
   request.
 - The header-limited protocol (httptools_protocol.py), which the launcher names with `--http`,
-  gives way to uvicorn's default HTTP implementation, with one warning line, when uvicorn
-  cannot serve with it: a uvicorn before 0.36 (its `--http` took no class), no httptools, or a
-  HttpToolsProtocol the subclass no longer fits.
+  gives way to uvicorn's default HTTP implementation when uvicorn cannot serve with it. Without
+  httptools that default is h11, which has the same limit (one info line says so); with a uvicorn
+  before 0.36 (its `--http` took no class) or a HttpToolsProtocol the subclass no longer fits,
+  it is unlimited httptools, and one warning line says so.
 """
 
 from __future__ import annotations
@@ -101,12 +102,23 @@ def _header_limit_or_default(command: click.Command, args: list[str]) -> list[st
         sys.exit(EXIT_CONFIG)
     if reason is None:
         return args
+    at = args.index(HEADER_LIMITED_PROTOCOL)
+    without = args[: at - 1] + args[at + 1 :]
+    try:
+        import httptools  # noqa: F401
+    except ImportError as error:
+        # uvicorn's default is then h11, which serve.py gives the same limit: nothing is lost.
+        _warn(
+            f"httptools is not importable ({error}): uvicorn serves with h11, "
+            "under the same request header limit",
+            level=logging.INFO,
+        )
+        return without
     _warn(
         f"request headers are not size-limited under httptools ({reason}): uvicorn's default "
         "HTTP implementation serves"
     )
-    at = args.index(HEADER_LIMITED_PROTOCOL)
-    return args[: at - 1] + args[at + 1 :]
+    return without
 
 
 def _why_not_header_limited(command: click.Command) -> str | None:
