@@ -150,7 +150,8 @@ def documented_diff(template: str) -> str:
 
 def adapt_env_py(env_py: Path, template: str) -> None:
     """Apply the documented diff to a freshly generated env.py, verbatim (patch(1) refuses a
-    recipe that no longer matches Alembic's template)."""
+    recipe that no longer matches Alembic's template), and check that what it leaves passes
+    pyflakes' rules: no import left unused, no name left undefined."""
     subprocess.run(
         ["patch", "--no-backup-if-mismatch", "--forward", "--quiet", str(env_py)],
         input=documented_diff(template),
@@ -158,6 +159,9 @@ def adapt_env_py(env_py: Path, template: str) -> None:
         check=True,
         capture_output=True,
     )
+    lint = [str(BIN / "ruff"), "check", "--isolated", "--select", "F", "--no-cache", str(env_py)]
+    result = subprocess.run(lint, capture_output=True, text=True)
+    assert result.returncode == 0, f"the {template} recipe leaves:\n{result.stdout}"
 
 
 class Command(Launcher):
