@@ -28,6 +28,7 @@ Targets: (c)/(a) <= 1.25 and (d)/(b') <= 1.10. (b') runs the same env.py, guard 
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,6 +210,14 @@ def report(samples: dict[str, list[float]]) -> None:
             target=f"<= {TARGET_PENDING}",
             met=pending <= TARGET_PENDING,
         )
+    )
+    # The same ratio paired within each round (the variants of a round run back to back), so
+    # drift from one round to the next cancels: its spread shows what one round can say.
+    paired = [c / a for c, a in zip(samples["c"], samples["a"], strict=True)]
+    low, high = min(paired), max(paired)
+    print(
+        f"{'(c)/(a)  paired, round by round':<34} {statistics.median(paired):6.3f}   "
+        f"median of {len(paired)}, from {low:.3f} to {high:.3f}"
     )
     over_own_uvicorn = median["c"] / median["a'"]
     label = "(c)/(a') over the launcher's uvicorn"
