@@ -505,11 +505,11 @@ def _lint_answer(output: str) -> tuple[str, ...]:
 
 
 def test_every_url_form_gives_the_same_check_lint_answer(
-    postgres_admin: DatabaseURL, tls_cluster: PrivateCluster, tmp_path: Path, project_copy: Path
+    postgres_url: DatabaseURL, tls_cluster: PrivateCluster, tmp_path: Path, project_copy: Path
 ) -> None:
     """docs/launcher.md's URL forms, each through `check --lint` on a database holding one
     unsafe pending revision: every one exits 5 with the same finding, and applies nothing."""
-    local = postgres.create_database(postgres_admin)
+    local = postgres_url  # dropped by the fixture, whatever the test's outcome
     create_database(tls_cluster, "lint_forms", owner="app_tls")
     tls = f"app_tls:{PASSWORD}@{{host}}:{tls_cluster.port}/lint_forms"
     name, port = local.database, 5432
@@ -555,7 +555,6 @@ def test_every_url_form_gives_the_same_check_lint_answer(
     } == {}
     assert applied(local) == [HEAD]
     assert applied(tls_cluster.socket_url("lint_forms")) == [HEAD]
-    postgres.drop_database(postgres_admin, local)
 
 
 def test_postgres_scheme_with_strict_migrates_a_safe_revision(

@@ -99,7 +99,8 @@ class DefaultToServe(click.Group):
                 error.show()
                 sys.exit(error.exit_code)
             logs.configure("json")
-            hint = f" (see {error.ctx.command_path} --help)" if error.ctx else ""
+            ctx = error.ctx if isinstance(error, click.UsageError) else None
+            hint = f" (see {ctx.command_path} --help)" if ctx else ""
             logs.logger.error("usage error: %s%s", error.format_message(), hint)
             sys.exit(error.exit_code)
         except click.Abort:  # Ctrl-C or end of input at a prompt, as click says it
