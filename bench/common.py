@@ -140,12 +140,14 @@ def server_environment(database_url: str) -> dict[str, str]:
     return env
 
 
-def alembic(root: Path, database_url: str, *args: str) -> None:
+def alembic(
+    root: Path, database_url: str, *args: str, extra_env: dict[str, str] | None = None
+) -> None:
     """`alembic -c <root>/alembic.ini ARGS` for setting a database up (never timed)."""
     result = subprocess.run(
         [PYTHON, "-m", "alembic", "-c", str(root / "alembic.ini"), *args],
         cwd=root,
-        env=server_environment(database_url),
+        env={**server_environment(database_url), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=300,

@@ -47,7 +47,8 @@ UP_TO_EXEC = (
     "import json, os, runpy, sys\n"
     "def stop_at_exec(path, argv, env):\n"
     "    with open(os.environ['BENCH_MODULES_FILE'], 'w') as out:\n"
-    "        json.dump(sorted(sys.modules), out)\n"
+    "        launcher = sys.modules.get('alembic_prestart') or sys.modules.get('launcher')\n"
+    "        json.dump({'modules': sorted(sys.modules), 'launcher': launcher.__file__}, out)\n"
     "    sys.stdout.flush(); sys.stderr.flush()\n"
     "    os._exit(0)\n"
     "os.execve = stop_at_exec\n"
@@ -68,13 +69,20 @@ class Launcher:
     database_url: str = ""
     modules: frozenset[str] = frozenset()
 
+    def environment(self) -> dict[str, str]:
+        """A checkout's own launcher first on the path: this venv's editable install points at
+        this checkout's launcher/src, which a baseline's supervisor.py would import otherwise.
+        (Before its split, the launcher was a top-level `launcher` package beside it.)"""
+        source = self.root / "launcher" / "src"
+        return {"PYTHONPATH": str(source)} if source.is_dir() else {}
+
 
 def run_up_to_exec(
     launcher: Launcher, port: int, scratch: Path, *, under: list[str] | None = None
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
     modules_file = scratch / f"modules-{launcher.key}.json"
     modules_file.unlink(missing_ok=True)
-    env = common.server_environment(launcher.database_url)
+    env = {**common.server_environment(launcher.database_url), **launcher.environment()}
     env["BENCH_MODULES_FILE"] = str(modules_file)
     argv = [common.PYTHON, "-c", UP_TO_EXEC, str(launcher.root / "supervisor.py")]
     started = time.perf_counter()
@@ -91,7 +99,10 @@ def run_up_to_exec(
     if result.returncode != 0 or not modules_file.exists():
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
         raise BenchError(f"{launcher.label} exited {result.returncode} before its exec:\n{tail}")
-    launcher.modules = frozenset(json.loads(modules_file.read_text())) - HARNESS_MODULES
+    written = json.loads(modules_file.read_text())
+    launcher.modules = frozenset(written["modules"]) - HARNESS_MODULES
+    if not Path(written["launcher"]).resolve().is_relative_to(launcher.root.resolve()):
+        raise BenchError(f"{launcher.label} imported another checkout's {written['launcher']}")
     return seconds, result
 
 
@@ -209,7 +220,9 @@ def main() -> int:
             # Each checkout on a database at its own head, migrated outside the timing.
             names.append(common.database_name(each.key.replace("'", "")))
             each.database_url = common.create_database(args.admin_url, names[-1])
-            common.alembic(each.root, each.database_url, "upgrade", "head")
+            common.alembic(
+                each.root, each.database_url, "upgrade", "head", extra_env=each.environment()
+            )
         with tempfile.TemporaryDirectory(prefix="bench-pre-exec-") as scratch:
             for number in range(args.warmup + args.rounds):
                 measured = number >= args.warmup

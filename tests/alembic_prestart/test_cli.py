@@ -122,6 +122,8 @@ def test_the_command_needs_an_app_to_serve(runner: CliRunner) -> None:
         (["serve", "--log-format=json", "--port", "abc"], {}),
         (["servx"], {"LOG_FORMAT": "json"}),
         (["serve"], {"LOG_FORMAT": "json"}),  # no --app for the command of any project
+        (["--log-format", "text", "--log-format", "json", "--bogus"], {}),  # the last one wins
+        (["--bogus", "--log-format"], {"LOG_FORMAT": "json"}),  # no value: the environment's
     ],
 )
 def test_a_usage_error_under_json_logs_is_one_json_line(
@@ -154,3 +156,11 @@ def test_help_lists_every_exit_code(runner: CliRunner) -> None:
     listed = {int(match[1]) for match in re.finditer(r"^ +(\d+) {2,}\S", result.output, re.M)}
     assert codes <= listed, codes - listed
     assert "128+N" in result.output
+
+
+def test_main_keeps_clicks_signature(runner: CliRunner) -> None:
+    """Arguments by position, as click's Command.main takes them; standalone or not."""
+    assert main(["--version"], "alembic-prestart", None, False, obj=ANY_PROJECT) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"], "alembic-prestart", None, True, obj=ANY_PROJECT)
+    assert exit_info.value.code == 0

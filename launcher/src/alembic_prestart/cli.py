@@ -86,16 +86,25 @@ class DefaultToServe(click.Group):
             args = ["serve", *args]
         return super().parse_args(ctx, args)
 
-    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         """click's own main, except that under --log-format json (or LOG_FORMAT=json) a usage
-        error is one JSON line too, as every other failure is."""
-        if not kwargs.get("standalone_mode", True):
-            return super().main(args, *rest, **kwargs)
-        argv = list(sys.argv[1:] if args is None else args)
+        error is one JSON line too, as every other failure is. (click's own exit statuses:
+        an Exit's code, 0 after a command, 1 after Ctrl-C; the commands exit by themselves.)"""
+        passed = (prog_name, complete_var)
+        if not standalone_mode:
+            return super().main(args, *passed, False, windows_expand_args, **extra)
         try:
-            result = super().main(argv, *rest, **{**kwargs, "standalone_mode": False})
+            result = super().main(args, *passed, False, windows_expand_args, **extra)
         except click.ClickException as error:
-            if not _json_logs_wanted(argv):
+            if not _json_logs_wanted(list(sys.argv[1:] if args is None else args)):
                 error.show()
                 sys.exit(error.exit_code)
             logs.configure("json")
@@ -110,15 +119,16 @@ class DefaultToServe(click.Group):
 
 
 def _json_logs_wanted(argv: list[str]) -> bool:
-    """--log-format json among the launcher's own arguments, or else LOG_FORMAT=json: read
-    from the raw arguments, since parsing them is what failed."""
+    """What --log-format (the last one given, as click reads it) or else LOG_FORMAT asks for,
+    read from the launcher's own raw arguments, since parsing them is what failed."""
     own = argv[: argv.index("--")] if "--" in argv else argv
+    chosen = None
     for index, argument in enumerate(own):
         if argument.startswith("--log-format="):
-            return argument.partition("=")[2] == "json"
-        if argument == "--log-format":
-            return own[index + 1 : index + 2] == ["json"]
-    return os.environ.get("LOG_FORMAT") == "json"
+            chosen = argument.partition("=")[2]
+        elif argument == "--log-format" and index + 1 < len(own):
+            chosen = own[index + 1]
+    return (chosen or os.environ.get("LOG_FORMAT")) == "json"
 
 
 # uvicorn options the launcher sets itself: given after `--` they would bypass its port check,
@@ -300,7 +310,7 @@ def main() -> None:
       2      usage error
       3      migration failed, the lock lost, or the revisions unreadable
       4      the migration, or the wait for its lock, timed out
-      5      unsafe DDL: refused under --lint strict, or found by check --lint
+      5      unsafe DDL refused (--lint strict) or found (check --lint); env.py lacks the guard
       66     --app names a module or attribute that is not there
       69     database unreachable for --db-wait, or lost while holding the lock
       70     internal error (a bug: traceback printed)

@@ -38,6 +38,18 @@ def test_postgres_urls_pass_through_unchanged(raw: str) -> None:
     assert url.asyncpg_dsn().partition("://")[2] == raw.partition("://")[2]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postgresql://u@%2Ftmp%2Fpg@15/db",  # a socket directory holding an @
+        "postgresql://u:p@ignored@x/db?host=127.0.0.1&port=1",  # host= replaces the URL's host
+    ],
+)
+def test_an_at_sign_libpq_reads_is_not_refused(raw: str) -> None:
+    """Only an @ that would end up in a host name to resolve is refused."""
+    assert parse_database_url(raw, root=ROOT).url == raw
+
+
 def test_sqlite_paths_resolve_from_the_root_not_the_cwd() -> None:
     """sqlite:///var/x.db is under the project root; sqlite:////abs is absolute; empty is the
     project's default, resolved from the root too."""

@@ -155,9 +155,12 @@ def _libpq_meaning(dsn: str) -> str:
     auth, at, hostspec = parts.netloc.partition("@")
     if not at:
         auth, hostspec = "", auth
-    if "@" in hostspec:
+    if "host" not in keys and any(
+        "@" in spec and not unquote(spec).startswith("/") for spec in hostspec.split(",")
+    ):
         # libpq ends the user part at the first @ too, then fails to resolve a host holding the
-        # rest of the password: say what to change now, instead of waiting out --db-wait.
+        # rest of the password: say what to change now, instead of waiting out --db-wait. (A
+        # socket directory may hold an @; a host= parameter replaces the URL's hosts.)
         raise DatabaseURLError(
             "the URL has a second @ before its host: percent-encode an @ in the user name or "
             "password as %40"
