@@ -98,11 +98,11 @@ class DefaultToServe(click.Group):
         """click's own main, except that under --log-format json (or LOG_FORMAT=json) a usage
         error is one JSON line too, as every other failure is. (click's own exit statuses:
         an Exit's code, 0 after a command, 1 after Ctrl-C; the commands exit by themselves.)"""
-        passed = (prog_name, complete_var)
+        extra["windows_expand_args"] = windows_expand_args
         if not standalone_mode:
-            return super().main(args, *passed, False, windows_expand_args, **extra)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(args, *passed, False, windows_expand_args, **extra)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as error:
             if not _json_logs_wanted(list(sys.argv[1:] if args is None else args)):
                 error.show()

@@ -98,7 +98,7 @@ def _header_limit_or_default(command: click.Command, args: list[str]) -> list[st
     except ValueError as error:  # a bad MAX_HEADER_BYTES: the launcher refuses it before this
         from alembic_prestart.errors import EXIT_CONFIG
 
-        _warn(f"configuration error: {error}", level=logging.ERROR)
+        _log_line(f"configuration error: {error}", level=logging.ERROR)
         sys.exit(EXIT_CONFIG)
     if reason is None:
         return args
@@ -108,13 +108,13 @@ def _header_limit_or_default(command: click.Command, args: list[str]) -> list[st
         import httptools  # noqa: F401
     except ImportError as error:
         # uvicorn's default is then h11, which serve.py gives the same limit: nothing is lost.
-        _warn(
+        _log_line(
             f"httptools is not importable ({error}): uvicorn serves with h11, "
             "under the same request header limit",
             level=logging.INFO,
         )
         return without
-    _warn(
+    _log_line(
         f"request headers are not size-limited under httptools ({reason}): uvicorn's default "
         "HTTP implementation serves"
     )
@@ -139,7 +139,7 @@ def _why_not_header_limited(command: click.Command) -> str | None:
     return None
 
 
-def _warn(message: str, *, level: int = logging.WARNING) -> None:
+def _log_line(message: str, *, level: int = logging.WARNING) -> None:
     """One line, in the launcher's format (LOG_FORMAT), before uvicorn configures logging."""
     from alembic_prestart.observe import logs
 
