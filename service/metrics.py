@@ -99,8 +99,7 @@ class ServiceMetrics:
             # prometheus_client's multiprocess module is not annotated.
             MultiProcessCollector(self.registry, path=str(directory))  # type: ignore[no-untyped-call]
             own = None  # the files are what is served, not this process's objects
-        this_worker = f"{os.getpid()}-{_start_ticks(os.getpid())}"
-        self.requests = RequestTallies(BUCKETS, directory, worker=this_worker)
+        self.requests = RequestTallies(BUCKETS, directory, worker=_process_name(os.getpid()))
         self.registry.register(self.requests)
         self.in_flight_gauge = Gauge(
             "http_requests_in_flight",
@@ -160,14 +159,19 @@ class ServiceMetrics:
         if state.in_use is not None:
             self.pool_in_use.labels(state.backend).set(state.in_use)
 
+    def publish_or_log(self, store: UserStore | None) -> None:
+        """publish(), where a file it cannot write (the directory gone, a full disk) is one
+        error line: the last values written keep serving."""
+        try:
+            self.publish(store)
+        except OSError as error:
+            logger.error("publishing the metrics failed: %s", error)
+
     def render(self, store: UserStore | None) -> bytes:
         """The text format, every worker's values summed."""
         from prometheus_client import generate_latest
 
-        try:
-            self.publish(store)
-        except OSError as error:  # the directory went, a full disk: the last values serve
-            logger.error("publishing the metrics failed: %s", error)
+        self.publish_or_log(store)
         if self.directory is not None:
             _forget_dead_workers(self.directory)
         return generate_latest(self.registry)
@@ -288,10 +292,7 @@ def _publish_while_serving(app: FastAPI, metrics: ServiceMetrics) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                try:  # the last answers' counts, for the workers that stay
-                    metrics.publish(None)
-                except OSError as error:
-                    logger.error("publishing the metrics failed: %s", error)
+                metrics.publish_or_log(None)  # the last counts, for the workers left
 
     app.router.lifespan_context = lifespan
 
@@ -305,7 +306,7 @@ def multiprocess_directory(base: Path) -> Path | None:
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None:
         return None
-    directory = base / f"{DIRECTORY_PREFIX}{parent.pid}-{_start_ticks(parent.pid)}"
+    directory = base / f"{DIRECTORY_PREFIX}{_process_name(parent.pid)}"
     base.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # another worker made it
         directory.mkdir(mode=0o700)
@@ -314,6 +315,11 @@ def multiprocess_directory(base: Path) -> Path | None:
         raise RuntimeError(f"{directory} is not a directory of this user's: metrics off")
     _remove_stale_directories(base, keep=directory)
     return directory
+
+
+def _process_name(pid: int) -> str:
+    """`<pid>-<start ticks>`: one process for good, read back by _remove_stale_directories."""
+    return f"{pid}-{_start_ticks(pid)}"
 
 
 def _start_ticks(pid: int) -> str:
