@@ -156,6 +156,30 @@ def alembic(
         raise BenchError(f"alembic {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
 
 
+# The floor of any launcher that asks the database through asyncpg: a bare interpreter that
+# imports asyncpg, connects, runs one query (bench/startup.py's (f), bench/pre_exec.py's).
+FLOOR_SCRIPT = (
+    "import asyncio, os, asyncpg\n"
+    "async def main():\n"
+    "    connection = await asyncpg.connect(os.environ['DATABASE_URL'])\n"
+    "    await connection.fetchval('SELECT 1')\n"
+    "    await connection.close()\n"
+    "asyncio.run(main())\n"
+)
+
+
+def run_floor(database_url: str, *, under: Sequence[str] = ()) -> float:
+    """Seconds the floor takes on `database_url`, run under `under` (say, valgrind) if given."""
+    started = time.perf_counter()
+    subprocess.run(
+        [*under, PYTHON, "-c", FLOOR_SCRIPT],
+        env=server_environment(database_url),
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
 def code_head(root: Path) -> str:
     """The head revision of a project, as Alembic reads it (through its alembic.ini)."""
     from tests.support.revisions import code_head as head_of

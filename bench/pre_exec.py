@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 from bench.common import PROJECT_ROOT, BenchError
-from bench.startup import FLOOR_SCRIPT
 
 # Run in the launcher's interpreter: the exec becomes an exit that first writes the modules
 # imported so far where MODULES_FILE says. Everything else is the launcher's own start.
@@ -78,8 +78,8 @@ class Launcher:
 
 
 def run_up_to_exec(
-    launcher: Launcher, port: int, scratch: Path, *, under: list[str] | None = None
-) -> tuple[float, subprocess.CompletedProcess[str]]:
+    launcher: Launcher, port: int, scratch: Path, *, under: Sequence[str] = ()
+) -> float:
     modules_file = scratch / f"modules-{launcher.key}.json"
     modules_file.unlink(missing_ok=True)
     env = {**common.server_environment(launcher.database_url), **launcher.environment()}
@@ -87,7 +87,7 @@ def run_up_to_exec(
     argv = [common.PYTHON, "-c", UP_TO_EXEC, str(launcher.root / "supervisor.py")]
     started = time.perf_counter()
     result = subprocess.run(
-        [*(under or []), *argv, "--port", str(port)],
+        [*under, *argv, "--port", str(port)],
         cwd=launcher.root,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -103,19 +103,7 @@ def run_up_to_exec(
     launcher.modules = frozenset(written["modules"]) - HARNESS_MODULES
     if not Path(written["launcher"]).resolve().is_relative_to(launcher.root.resolve()):
         raise BenchError(f"{launcher.label} imported another checkout's {written['launcher']}")
-    return seconds, result
-
-
-def run_floor(database_url: str, *, under: list[str] | None = None) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [*(under or []), common.PYTHON, "-c", FLOOR_SCRIPT],
-        env=common.server_environment(database_url),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return time.perf_counter() - started
+    return seconds
 
 
 def callgrind(valgrind: str, log: Path) -> list[str]:
@@ -139,7 +127,7 @@ def count_instructions(
         run_up_to_exec(each, port, scratch, under=callgrind(valgrind, log))
         counts[each.key] = collected(log)
     log = scratch / "callgrind-f.log"
-    run_floor(launchers[0].database_url, under=callgrind(valgrind, log))
+    common.run_floor(launchers[0].database_url, under=callgrind(valgrind, log))
     counts["f"] = collected(log)
     return counts
 
@@ -227,10 +215,10 @@ def main() -> int:
             for number in range(args.warmup + args.rounds):
                 measured = number >= args.warmup
                 for each in common.rotated(launchers, number):
-                    seconds, _result = run_up_to_exec(each, port, Path(scratch))
+                    seconds = run_up_to_exec(each, port, Path(scratch))
                     if measured:
                         samples[each.key].append(seconds)
-                floor = run_floor(launchers[0].database_url)
+                floor = common.run_floor(launchers[0].database_url)
                 if measured:
                     samples["f"].append(floor)
             counts = (

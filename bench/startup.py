@@ -29,10 +29,8 @@ Targets: (c)/(a) <= 1.25 and (d)/(b') <= 1.10. (b') runs the same env.py, guard 
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +43,6 @@ from bench.common import PROJECT_ROOT, BenchError
 
 BENCH_REVISION = "bench_pending"
 TARGET_FAST_PATH = 1.25
-FLOOR_SCRIPT = (
-    "import asyncio, os, asyncpg\n"
-    "async def main():\n"
-    "    connection = await asyncpg.connect(os.environ['DATABASE_URL'])\n"
-    "    await connection.fetchval('SELECT 1')\n"
-    "    await connection.close()\n"
-    "asyncio.run(main())\n"
-)
 TARGET_PENDING = 1.10
 
 
@@ -169,18 +159,6 @@ def run_once(workspace: Workspace, variant: Variant, port: int, timeout: float) 
     return seconds
 
 
-def run_floor(workspace: Workspace) -> float:
-    """(f): interpreter start, import asyncpg, connect, one query: what the launcher cannot
-    go below while it asks the database through asyncpg."""
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", FLOOR_SCRIPT],
-        env=common.server_environment(workspace.url_for(VARIANTS[0])),
-        check=True,
-    )
-    return time.perf_counter() - started
-
-
 def report(samples: dict[str, list[float]]) -> None:
     rows = []
     for variant in VARIANTS:
@@ -266,7 +244,8 @@ def main() -> int:
                     times.append(f"{variant.key}={seconds * 1000:.0f}")
                     if measured:
                         samples[variant.key].append(seconds)
-                floor = run_floor(workspace)
+                # (f): what the launcher cannot go below while it asks through asyncpg.
+                floor = common.run_floor(workspace.url_for(VARIANTS[0]))
                 times.append(f"f={floor * 1000:.0f}")
                 if measured:
                     samples["f"].append(floor)
