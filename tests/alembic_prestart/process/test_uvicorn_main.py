@@ -63,12 +63,16 @@ async def app(scope, receive, send):
 def pythons_collector() -> list[object]:
     """A fresh interpreter's (this one's may have been changed by a plugin)."""
     found = subprocess.run(
-        [sys.executable, "-c", "import gc; print([gc.isenabled(), list(gc.get_threshold())])"],
+        [
+            sys.executable,
+            "-c",
+            "import gc, json; print(json.dumps([gc.isenabled(), list(gc.get_threshold())]))",
+        ],
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(found.stdout.replace("True", "true"))
+    return json.loads(found.stdout)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
